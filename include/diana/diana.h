@@ -1,0 +1,13 @@
+/*
+ * libdiana - DICOM Image ANalysis and Archive, as an embeddable C library.
+ * Umbrella header: include this one.
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef DIANA_DIANA_H
+#define DIANA_DIANA_H
+
+#include <diana/version.h>
+#include <diana/common.h>
+#include <diana/dataset.h>
+
+#endif /* DIANA_DIANA_H */

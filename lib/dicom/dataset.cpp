@@ -1,0 +1,3 @@
+/* placeholder: replaced by the dataset implementation */
+#include "../core/core.h"
+#include "dicom.h"
