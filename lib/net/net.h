@@ -65,6 +65,7 @@ typedef struct diana__http_response {
 	char content_type[256];  /* response Content-Type, "" if none */
 	diana__buf body;         /* the body, when no sink was given */
 	int attempts;            /* attempts made */
+	long new_connections;    /* connections opened by the last attempt (0 = reused) */
 } diana__http_response;
 
 /**
