@@ -147,7 +147,7 @@ def test_thread_local_errors_same_function():
 
     def worker(i):
         barrier.wait()
-        for _ in range(1500):
+        for _ in range(4000):
             got = outcome(lambda: diana.Dataset.from_json(texts[i]))
             if got != expected[i]:
                 wrong.append((i, got))

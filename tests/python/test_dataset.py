@@ -95,6 +95,33 @@ def test_get_bytes(ct):
     assert len(pixels) == ROWS * ROWS * 2
 
 
+def test_binary_values_are_little_endian_whatever_the_syntax():
+    # the same MR image in explicit LE, explicit BE and implicit LE
+    files = ["dicom/mr/MR_small.dcm",
+             "dicom/transfer_syntax/explicit_vr_be/MR_small_bigendian.dcm",
+             "dicom/transfer_syntax/implicit_vr_le/MR_small_implicit.dcm"]
+    seen = []
+    for rel in files:
+        with diana.Dataset(data_file(rel)) as ds:
+            seen.append((ds.get_bytes("Rows"), ds.get_bytes("PixelData"), ds["Rows"],
+                         ds["PatientName"], ds["TransferSyntaxUID"]))
+    assert [s[4] for s in seen] == ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2",
+                                    "1.2.840.10008.1.2"]
+    assert seen[0][0] == struct.pack("<H", 64)
+    assert all(s[:4] == seen[0][:4] for s in seen)
+
+
+def test_encapsulated_pixel_data():
+    path = data_file("dicom/transfer_syntax/jpeg_baseline/SC_rgb_jpeg_dcmtk.dcm")
+    with diana.Dataset(path) as ds:
+        with pytest.raises(diana.DianaError) as e:
+            ds.get_bytes("PixelData")
+        assert e.value.code == diana.EUNSUPPORTED
+        pixel = [x for x in ds.elements() if x.tag == 0x7FE00010]
+        assert len(pixel) == 1 and pixel[0].length is None  # undefined length
+        assert "PixelData" in ds
+
+
 # -- JSON ----------------------------------------------------------------------
 
 def test_to_json(ct):
@@ -253,6 +280,12 @@ def test_from_bytes(ct_path, ct):
         with diana.Dataset.from_bytes(source) as ds:
             assert ds["PatientName"] == NAME
             assert ds.to_dict() == ct.to_dict()
+
+
+def test_from_bytes_type():
+    for wrong in (5, "text", None):
+        with pytest.raises(TypeError):
+            diana.Dataset.from_bytes(wrong)
 
 
 def test_skip_pixels(ct_path):

@@ -137,6 +137,10 @@ def test_invalid_arguments():
         diana.set_log_level(5)
     with pytest.raises(ValueError):
         diana.set_log_level(-1)
+    handler = diana.get_log_handler()
+    with pytest.raises(ValueError):
+        diana.set_log_handler(print, level=7)
+    assert diana.get_log_handler() is handler  # nothing changed
 
 
 def test_logging_handler(tmp_path, caplog):

@@ -125,7 +125,8 @@ class Dataset:
     @classmethod
     def from_bytes(cls, data, *, lenient=False, skip_pixels=False, max_size=0):
         """Parse a DICOM file held in memory (bytes-like)."""
-        data = bytes(data)
+        if not isinstance(data, bytes):
+            data = memoryview(data).tobytes()  # any bytes-like object; not an int
         opts = _options(lenient, skip_pixels, max_size)
         out = P_dataset()
         api.diana_dataset_open_memory(byref(out), data, len(data), byref(opts))

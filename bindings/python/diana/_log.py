@@ -64,6 +64,8 @@ def set_log_handler(handler, level=None):
     global _handler
     if handler is not None and not callable(handler):
         raise TypeError("log handler must be callable or None")
+    if level is not None:
+        level = _check_level(level)
     with _lib.lock:
         previous = _handler
         if handler is None:
@@ -85,10 +87,14 @@ def get_log_handler():
 def set_log_level(level):
     """Deliver messages up to ``level`` (``LOG_NONE`` .. ``LOG_DEBUG``);
     returns the previous level."""
+    return api.diana_log_set_level(_check_level(level))
+
+
+def _check_level(level):
     level = int(level)
     if not LOG_NONE <= level <= LOG_DEBUG:
         raise ValueError("log level must be between LOG_NONE and LOG_DEBUG, not %d" % level)
-    return api.diana_log_set_level(level)
+    return level
 
 
 def logging_handler(logger=None):
