@@ -250,6 +250,10 @@ static int cmd_help(int argc, char **argv)
 		main_help(stdout);
 		return 0;
 	}
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+		help_help(stdout);
+		return 0;
+	}
 	if (argc > 2)
 		return usage_error("help", "at most one COMMAND");
 	c = find_command(argv[1]);

@@ -124,8 +124,11 @@ char *diana__buf_detach(diana__buf *b, size_t *len)
 		diana__error_oom();
 		return NULL;
 	}
-	if (!b->data && diana__buf_grow(b, 0))
-		return NULL;
+	if (!b->data) {
+		if (diana__buf_grow(b, 0))
+			return NULL;
+		b->data[0] = '\0';
+	}
 	p = b->data;
 	if (len)
 		*len = b->len;
