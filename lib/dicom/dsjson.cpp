@@ -4,9 +4,12 @@
  *
  * Representation choices beyond Annex F, documented in dataset.h:
  *  - encapsulated Pixel Data: {"vr":"OB","InlineBinary": base64 of the item
- *    stream as it is encoded in the file (Basic Offset Table item, one item
- *    per fragment, Sequence Delimitation Item), little endian}. Import
- *    recognises that stream in (7FE0,0010) and restores the fragments.
+ *    stream as encoded in the file without the final Sequence Delimitation
+ *    Item: Basic Offset Table item, then one item per fragment, little
+ *    endian (the bytes pydicom holds for such a value). Import restores the
+ *    fragments when the transfer syntax is an encapsulated one, or, without
+ *    a transfer syntax in the JSON, when the bytes are exactly such a chain
+ *    of items.
  *  - FL/FD values that are not finite: the strings "NaN", "Infinity",
  *    "-Infinity". UV/SV beyond +-2^53: decimal strings.
  *  - FL values are written as the shortest decimal of their double value,
@@ -205,9 +208,6 @@ private:
 				enc.u32(static_cast<uint32_t>(f.size()), false);
 				enc.put(f.data(), f.size());
 			}
-			enc.u16(0xFFFE, false);
-			enc.u16(0xE0DD, false);
-			enc.u32(0, false);
 			if (no_bulk_ && enc.size() > BULK_LIMIT)
 				return;
 			inline_binary(enc.data(), enc.size(), first);
@@ -536,26 +536,25 @@ private:
 		el.value = std::move(v);
 	}
 
-	/* an item stream ending with a sequence delimiter: encapsulated pixel data */
+	/* the item stream of encapsulated pixel data (offset table item, then
+	 * one item per fragment, up to the end of the value) */
 	static bool fragments(const std::string &v, Element &el)
 	{
 		const uint8_t *p = reinterpret_cast<const uint8_t *>(v.data());
 		size_t n = v.size(), pos = 0;
 		std::vector<std::string> frags;
-		for (;;) {
+		while (pos < n) {
 			if (n - pos < 8)
 				return false;
 			uint32_t t = (static_cast<uint32_t>(le16(p + pos)) << 16) | le16(p + pos + 2);
 			uint32_t l = le32(p + pos + 4);
 			pos += 8;
-			if (t == TAG_SEQ_DELIM)
-				break;
 			if (t != TAG_ITEM || l > n - pos)
 				return false;
 			frags.emplace_back(v.data() + pos, l);
 			pos += l;
 		}
-		if (pos != n || frags.empty() || le32(p + n - 4) != 0)
+		if (frags.empty())
 			return false;
 		el.encapsulated = true;
 		el.undef_len = true;
@@ -807,17 +806,36 @@ void from_json(const char *json, size_t len, Dataset &out)
 			out.root.insert(std::move(cs));
 	}
 
-	/* transfer syntax: Explicit VR Little Endian unless the JSON's file meta
-	 * names one that fits the pixel data (encapsulated or not) */
-	const Element *pd = out.root.find(TAG_PIXEL_DATA);
-	bool encapsulated = pd && pd->encapsulated;
+	/* transfer syntax: the one of the JSON's file meta when given (and
+	 * writable), else Explicit VR Little Endian; encapsulated pixel data
+	 * needs an encapsulated transfer syntax, which only the meta can name */
+	Element *pd = out.root.find(TAG_PIXEL_DATA);
 	const Element *tse = nullptr;
 	for (const Element &e : out.meta)
 		if (e.tag == 0x00020010)
 			tse = &e;
 	std::string ts = tse ? trim_value(tse->value, VR_UI) : std::string();
 	Encoding enc;
-	if (ts.empty() || !ts_encoding(ts, &enc) || native_ts(ts) == encapsulated)
+	if (!ts.empty() && !ts_encoding(ts, &enc))
+		fail(DIANA_EDICOM, "not DICOM JSON: unsupported transfer syntax in (0002,0010)");
+	if (!ts.empty() && native_ts(ts) && pd && pd->encapsulated) {
+		/* native pixel data whose bytes happen to look like items */
+		Buf raw;
+		for (const std::string &f : pd->frags) {
+			raw.u16(0xFFFE, false);
+			raw.u16(0xE000, false);
+			raw.u32(static_cast<uint32_t>(f.size()), false);
+			raw.put(f.data(), f.size());
+		}
+		pd->value.assign(raw.data(), raw.size());
+		pd->frags.clear();
+		pd->encapsulated = false;
+		pd->undef_len = false;
+	}
+	bool encapsulated = pd && pd->encapsulated;
+	if (!ts.empty() && !native_ts(ts) && pd && !encapsulated)
+		fail(DIANA_EDICOM, "not DICOM JSON: transfer syntax needs encapsulated pixel data");
+	if (ts.empty())
 		ts = encapsulated ? std::string() : std::string(TS_EXPLICIT_LE);
 	out.ts = ts;
 	out.enc = Encoding::ExplicitLE;

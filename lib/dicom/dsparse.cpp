@@ -191,6 +191,10 @@ public:
 			parse_sequence(pos, pos + vl, false, el, false);
 			return;
 		}
+		if (vr == VR_UN && explicit_ && !be_ && resolve_un(pos, vl, el, cur)) {
+			pos += vl;
+			return;
+		}
 		el.value.assign(reinterpret_cast<const char *>(p_ + pos), vl);
 		pos += vl;
 		if (vr_is_numeric(vr) || vr == VR_AT) {
@@ -201,6 +205,47 @@ public:
 		}
 		if (be_ && vr != VR_UN)
 			swap_words(el.value, vr_word_size(vr));
+	}
+
+	/* A public element stored as UN (PS3.5 6.2.2, e.g. after a round trip
+	 * through a system that did not know its VR): give it its dictionary
+	 * VR so that its text is seen (and de-identified) as text. Sequences
+	 * inside are implicit VR little endian (CP-246). Private elements stay
+	 * UN: no private dictionary is guessed from. */
+	bool resolve_un(size_t pos, uint32_t vl, Element &el, const Item &cur)
+	{
+		uint32_t tag = el.tag;
+		if ((tag >> 16) & 1 || (tag & 0xFFFF) == 0 || (tag >> 16) == 0xFFFE)
+			return false;
+		uint16_t dv = dict_vr(tag, pixel_rep(cur));
+		if (dv == VR_UN)
+			return false;
+		if (dv == VR_SQ) {
+			ParseOptions so = o_;
+			so.partial = false;
+			Parser sub(p_ + pos, vl, so);
+			sub.explicit_ = false;
+			sub.be_ = false;
+			sub.root_ = root_;
+			sub.depth_ = depth_;
+			Element tmp;
+			tmp.tag = tag;
+			size_t spos = 0;
+			try {
+				sub.parse_sequence(spos, vl, false, tmp, false);
+			} catch (const Error &) {
+				return false; /* not a sequence after all: keep the bytes as UN */
+			}
+			el.vr = VR_SQ;
+			el.sq_len = vl;
+			el.items = std::move(tmp.items);
+			return true;
+		}
+		if ((vr_is_numeric(dv) || dv == VR_AT) && vl % (dv == VR_AT ? 4 : vr_word_size(dv)))
+			return false;
+		el.vr = dv;
+		el.value.assign(reinterpret_cast<const char *>(p_ + pos), vl);
+		return true;
 	}
 
 	void parse_sequence(size_t &pos, size_t end, bool undef, Element &el, bool implicit_inside)
@@ -274,11 +319,12 @@ public:
 			fail(DIANA_EDICOM, "encapsulated pixel data lacks its basic offset table item");
 	}
 
+	int depth_ = 0;
+
 private:
 	const uint8_t *p_;
 	size_t n_;
 	ParseOptions o_;
-	int depth_ = 0;
 };
 
 std::string trimmed_uid(const Element *e)
