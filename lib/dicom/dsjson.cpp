@@ -779,11 +779,16 @@ char *to_json(const Dataset &ds, uint32_t flags, size_t *len)
 
 void from_json(const char *json, size_t len, Dataset &out)
 {
+	/* `end` is per call (cJSON_GetErrorPtr() is process-global) */
 	const char *end = nullptr;
 	CJsonFree doc{ cJSON_ParseWithLengthOpts(json, len, &end, 0) };
 	if (!doc.p)
 		fail(DIANA_EDICOM, "not valid JSON (error near byte %zu)",
-		     static_cast<size_t>(cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() - json : 0));
+		     static_cast<size_t>(end && end >= json ? end - json : 0));
+	for (const char *p = end; p && p < json + len; p++)
+		if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r' && *p != '\0')
+			fail(DIANA_EDICOM, "not DICOM JSON: text after the JSON value (byte %zu)",
+			     static_cast<size_t>(p - json));
 	const cJSON *obj = doc.p;
 	if (cJSON_IsArray(obj)) {
 		if (cJSON_GetArraySize(obj) != 1)

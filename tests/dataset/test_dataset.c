@@ -883,10 +883,10 @@ Test(dataset, from_json_charset_and_arrays)
 	expect_get_rc(ds, "SpecificCharacterSet", DIANA_ENOTFOUND);
 	diana_dataset_free(ds);
 
-	/* a length without a NUL terminator */
+	/* a length without a NUL terminator; trailing white space is fine */
 	char buf[64];
-	memcpy(buf, "{}XXXX", 6);
-	cr_expect_eq(diana_dataset_from_json(&ds, buf, 2), 0);
+	memcpy(buf, "{} \nXXXX", 8);
+	cr_expect_eq(diana_dataset_from_json(&ds, buf, 4), 0, "%s", diana_error_message());
 	diana_dataset_free(ds);
 }
 
@@ -922,6 +922,8 @@ Test(dataset, from_json_refuses_non_dicom_json)
 		"{\"00081030\":{\"vr\":\"LT\",\"Value\":[\"a\",\"b\"]}}",
 		"{\"00100010\":{\"vr\":\"PN\",\"Value\":[{\"Alphabetic\":\"\xff\"}]}}",
 		"{\"FFFEE000\":{\"vr\":\"UN\"}}",
+		"{\"00100020\":{\"vr\":\"LO\",\"Value\":[\"x\"]}} trailing",
+		"{\"00100020\":{\"vr\":\"LO\",\"Value\":[\"x\"]}}{}",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		diana_dataset *ds = (diana_dataset *)1;
