@@ -24,9 +24,12 @@ typedef enum diana_open_flag_t {
 	/**
 	 * Accept nonconformant input that can still be parsed unambiguously
 	 * (missing file meta elements, invalid IS/DS/UI values, non-standard
-	 * VRs). Without it such files fail with DIANA_EDICOM: a pipeline that
-	 * de-identifies data must not guess. Truncated or unparsable data is
-	 * refused either way.
+	 * VR bytes read with a 2-byte length, elements out of tag order, file
+	 * meta without preamble). Without it such files fail with
+	 * DIANA_EDICOM: a pipeline that de-identifies data must not guess.
+	 * Truncated or unparsable data (lengths beyond the input, missing
+	 * delimiters, a dataset not encoded as its transfer syntax says,
+	 * duplicate elements) is refused either way.
 	 */
 	DIANA_OPEN_LENIENT = 1u << 0,
 	/** Stop reading before Pixel Data (7FE0,0010): faster header-only access. */
@@ -39,7 +42,9 @@ typedef enum diana_open_flag_t {
 typedef struct diana_dataset_options {
 	uint32_t version;  /**< DIANA_DATASET_OPTIONS_VERSION */
 	uint32_t flags;    /**< DIANA_OPEN_* bitmask, default 0 */
-	uint64_t max_size; /**< refuse inputs larger than this many bytes; 0 = no limit */
+	uint64_t max_size; /**< refuse inputs larger than this many bytes (DIANA_EINVAL); also
+	                        bounds the inflated size of a deflated dataset (2 GiB when 0);
+	                        0 = no limit */
 } diana_dataset_options;
 
 #define DIANA_DATASET_OPTIONS_INIT { DIANA_DATASET_OPTIONS_VERSION, 0, 0 }
@@ -52,10 +57,24 @@ typedef struct diana_dataset_options {
 DIANA_API int diana_dataset_options_init(diana_dataset_options *opts, uint32_t version) DIANA_NOEXCEPT;
 
 /**
- * Parse a DICOM file (Part 10 with or without preamble; raw datasets in
- * LENIENT mode). On success `*out` owns the dataset.
- * Errors: DIANA_EINVAL (NULL argument), DIANA_ENOTFOUND / DIANA_EIO (file),
- * DIANA_EDICOM (malformed data, one-line reason), DIANA_ENOMEM.
+ * Parse a DICOM file: a Part 10 file (preamble, "DICM", file meta, dataset)
+ * in any transfer syntax whose UID is under 1.2.840.10008.1.2 (deflated
+ * datasets are inflated), or a raw dataset without preamble and file meta
+ * that begins with a group 0008 element (Implicit or Explicit VR Little
+ * Endian, detected). On success `*out` owns the dataset.
+ *
+ * Checked in both modes: every length against the bytes that remain,
+ * sequence, item and pixel data delimiters, VR bytes, duplicate tags,
+ * length of binary numbers. Checked unless DIANA_OPEN_LENIENT: tag order,
+ * IS/DS/UI syntax, a Transfer Syntax UID in the file meta, and Media
+ * Storage SOP Class and Instance UIDs both present or both absent (old
+ * files carry neither). Public elements stored with VR UN get their
+ * dictionary VR; private elements of implicit VR data are UN.
+ *
+ * Errors: DIANA_EINVAL (NULL argument, bad options, input larger than
+ * max_size), DIANA_ENOTFOUND / DIANA_EIO (file), DIANA_EDICOM (malformed
+ * data, one-line reason naming tags and offsets, never values),
+ * DIANA_EUNSUPPORTED (options version), DIANA_ENOMEM.
  * Thread safety: safe. Since: 0.1
  */
 DIANA_API int diana_dataset_open(diana_dataset **out, const char *path,
@@ -74,8 +93,16 @@ DIANA_API int diana_dataset_open_memory(diana_dataset **out, const uint8_t *data
  * array holding exactly one object. Text is stored as UTF-8 with Specific
  * Character Set "ISO_IR 192" when any value is not plain ASCII.
  * InlineBinary values are decoded; BulkDataURI values are not fetched (the
- * element is kept empty). `len` may be 0 when `json` is NUL-terminated.
- * Errors: DIANA_EINVAL, DIANA_EDICOM (not valid DICOM JSON), DIANA_ENOMEM.
+ * element is kept empty). Accepts what diana_dataset_to_json() writes,
+ * including its choices beyond Annex F; IS/DS given as strings are kept as
+ * text (they may be invalid, as exported from a LENIENT dataset).
+ * Group 0002 elements (DIANA_JSON_META output) become the file meta; its
+ * Transfer Syntax UID is used for saving when it suits the pixel data,
+ * else Explicit VR Little Endian. `len` may be 0 when `json` is
+ * NUL-terminated; only white space may follow the JSON value.
+ * Errors: DIANA_EINVAL, DIANA_EDICOM (not valid DICOM JSON: unknown
+ * members, wrong value types, numbers out of range for their VR, '\' in a
+ * value of a multi-valued VR, invalid UTF-8...), DIANA_ENOMEM.
  * Thread safety: safe. Since: 0.1
  */
 DIANA_API int diana_dataset_from_json(diana_dataset **out, const char *json, size_t len) DIANA_NOEXCEPT;
@@ -89,13 +116,19 @@ DIANA_API void diana_dataset_free(diana_dataset *ds) DIANA_NOEXCEPT;
  * `key` names the element: a keyword ("PatientName"), a tag ("0010,0010",
  * "(0010,0010)" or "00100010"), or a path through sequences with item
  * indexes ("ReferencedSeriesSequence[0].SeriesInstanceUID",
- * "00081115[0].0020000E"). File meta elements (group 0002) are found too.
+ * "00081115[0].0020000E"); an omitted index means [0], and the last
+ * element of a path takes no index. File meta elements (group 0002) are
+ * found too, at the top level.
  *
- * Text values are converted from the dataset's Specific Character Set
- * (including ISO 2022 code extensions) to UTF-8, with trailing padding
- * removed. Numeric binary VRs (US, SS, UL, SL, UV, SV, FL, FD) and AT are
- * formatted as text. Multiple values are joined with '\'. A present but
- * empty element gives "".
+ * Text values are converted from the Specific Character Set of the dataset
+ * (or of the enclosing sequence item when it has its own), including ISO
+ * 2022 code extensions, to UTF-8. Padding is removed from each value:
+ * trailing spaces (NULs for UI), and leading spaces where they are not
+ * significant (AE, AS, CS, DA, DS, DT, IS, LO, SH, TM, UI); DS and IS keep
+ * their text. Numeric binary VRs (US, SS, UL, SL, UV, SV, FL, FD) and AT
+ * ("GGGGEEEE") are formatted as text, FL/FD as the shortest decimal that
+ * reads back to the same value. Multiple values are joined with '\'. A
+ * present but empty element gives "".
  *
  * On success `*out` is a string to release with diana_free().
  * Errors: DIANA_EINVAL (bad key or arguments), DIANA_ENOTFOUND (absent),
@@ -124,8 +157,8 @@ typedef struct diana_element {
 	uint32_t tag;        /**< (group << 16) | element */
 	char vr[4];          /**< two-letter VR, NUL-terminated ("UN" when unknown) */
 	int32_t depth;       /**< 0 at top level, +1 inside each sequence item */
-	uint32_t vm;         /**< number of values (items for SQ, 1 for binary VRs) */
-	uint64_t length;     /**< value length in bytes; UINT64_MAX if undefined */
+	uint32_t vm;         /**< number of values (items for SQ, 1 for binary VRs), 0 when empty */
+	uint64_t length;     /**< value length in bytes (SQ: as encoded); UINT64_MAX if undefined */
 	const char *keyword; /**< dictionary keyword, "" for private/unknown tags */
 	const char *path;    /**< key usable with diana_dataset_get(), e.g. "00081115[0].0020000E" */
 } diana_element;
@@ -157,27 +190,49 @@ typedef enum diana_json_flag_t {
 } diana_json_flag_t;
 
 /**
- * Export as DICOM JSON (PS3.18 Annex F): keys "GGGGEEEE", "vr", "Value"
- * (PN as {"Alphabetic","Ideographic","Phonetic"}, IS/DS and binary numbers
- * as JSON numbers, AT as "GGGGEEEE"), "InlineBinary" (base64) for binary
- * VRs. Text is UTF-8. On success `*out` is a NUL-terminated string to
- * release with diana_free().
+ * Export as DICOM JSON (PS3.18 Annex F): one object, keys "GGGGEEEE" in tag
+ * order, "vr", "Value" (PN as {"Alphabetic","Ideographic","Phonetic"}
+ * without empty groups, IS/DS and binary numbers as JSON numbers, AT as
+ * "GGGGEEEE", SQ as an array of item objects), "InlineBinary" (base64,
+ * little endian) for binary VRs. An empty element has no "Value"; an empty
+ * value among several is null. Text is UTF-8.
+ * Beyond Annex F: encapsulated Pixel Data is {"vr":"OB","InlineBinary":
+ * item stream} - its Basic Offset Table item then one item per fragment,
+ * tags and lengths included, without the Sequence Delimitation Item (as
+ * pydicom holds it); FL/FD values that are not finite are the strings
+ * "NaN", "Infinity", "-Infinity"; UV/SV beyond +-2^53 are decimal
+ * strings; FL values are written as the shortest decimal of their double
+ * value (exact for any JSON reader); in a dataset opened with
+ * DIANA_OPEN_LENIENT an invalid IS/DS value is a string (elsewhere
+ * DIANA_EDICOM).
+ * On success `*out` is a NUL-terminated string to release with diana_free().
  * Thread safety: safe on a const dataset. Since: 0.1
  */
 DIANA_API int diana_dataset_to_json(const diana_dataset *ds, uint32_t flags, char **out) DIANA_NOEXCEPT;
 
 /**
- * Serialise as a DICOM Part 10 file in memory (preamble, "DICM", file meta,
- * dataset) in the dataset's transfer syntax (Explicit VR Little Endian for
- * datasets built from JSON). `*out` is released with diana_free().
+ * Serialise as a DICOM Part 10 file in memory (zeroed preamble, "DICM",
+ * file meta, dataset) in the dataset's transfer syntax (Explicit VR Little
+ * Endian for datasets built from JSON without a file meta). Sequence and
+ * item lengths, fragments and element values are written as read; group
+ * lengths are recomputed; the file meta is completed (version, Media
+ * Storage UIDs from (0008,0016)/(0008,0018) when both are known, Transfer
+ * Syntax, libdiana's Implementation Class UID when none).
+ * `*out` is released with diana_free().
+ * Errors: DIANA_EINVAL, DIANA_EUNSUPPORTED (dataset opened with
+ * DIANA_OPEN_SKIP_PIXELS), DIANA_EDICOM (encapsulated pixel data without a
+ * transfer syntax, a value too long for its VR), DIANA_ENOMEM.
  * Thread safety: safe on a const dataset. Since: 0.1
  */
 DIANA_API int diana_dataset_save_memory(const diana_dataset *ds, uint8_t **out, size_t *len) DIANA_NOEXCEPT;
 
 /**
- * Write as a DICOM Part 10 file. The file appears atomically (written to a
- * temporary name in the same folder, flushed, then renamed), with mode 0600
- * when it did not exist. Errors: DIANA_EIO, DIANA_ENOSPC, DIANA_EDICOM.
+ * Write as a DICOM Part 10 file, as diana_dataset_save_memory(). The file
+ * appears atomically (written to a temporary name in the same folder,
+ * flushed, then renamed), with mode 0600 when it did not exist and the
+ * mode of the file it replaces otherwise. Errors: those of
+ * diana_dataset_save_memory(), DIANA_ENOTFOUND (no such folder), DIANA_EIO,
+ * DIANA_ENOSPC.
  * Thread safety: safe on a const dataset. Since: 0.1
  */
 DIANA_API int diana_dataset_save(const diana_dataset *ds, const char *path) DIANA_NOEXCEPT;
