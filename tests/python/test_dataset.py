@@ -179,9 +179,6 @@ def test_from_json_invalid(text):
     assert e.value.message
 
 
-@pytest.mark.xfail(strict=True, reason="lib/dicom/dsjson.cpp from_json ignores text after the "
-                   "JSON value (cJSON_ParseWithLengthOpts with require_null_terminated=0, "
-                   "`end` unchecked); dataset.h: one object or an array of exactly one")
 @pytest.mark.parametrize("text", ['{"00100020": {"vr": "LO", "Value": ["x"]}} trailing',
                                   '{"00100020": {"vr": "LO", "Value": ["x"]}}{}'])
 def test_from_json_trailing_garbage(text):
