@@ -47,6 +47,10 @@ def test_sequence_paths(ct):
     assert ct["OtherPatientIDsSequence[1].PatientID"] == "1234ABCD"
     assert ct["00101002[1].00100022"] == "TEXT"
     assert ct.get("OtherPatientIDsSequence[2].PatientID") is None
+    assert ct["OtherPatientIDsSequence.PatientID"] == "ABCD1234"  # omitted index: [0]
+    with pytest.raises(diana.DianaError) as e:
+        ct.get("OtherPatientIDsSequence[0]")  # the last element takes no index
+    assert e.value.code == diana.EINVAL
 
 
 def test_absent(ct):
@@ -204,6 +208,8 @@ def test_elements(ct):
     name = by_path["00100010"]
     assert (name.tag, name.vr, name.vm, name.keyword, name.length) == (
         0x00100010, "PN", 1, "PatientName", len(NAME) + 1)
+    birth = by_path["00100030"]
+    assert (birth.vr, birth.vm, birth.length) == ("DA", 0, 0)  # empty
     seq = by_path["00101002"]
     assert (seq.vr, seq.vm, seq.depth, seq.keyword) == ("SQ", 2, 0, "OtherPatientIDsSequence")
     inner = [e for e in elements if e.depth > 0]
@@ -302,7 +308,7 @@ def test_max_size(ct_path):
                  lambda: diana.Dataset.from_bytes(ct_path.read_bytes(), max_size=1000)):
         with pytest.raises(diana.DianaError) as e:
             over()
-        assert e.value.code == diana.EINVAL  # not in the header yet: see the report
+        assert e.value.code == diana.EINVAL
     with pytest.raises(ValueError):
         diana.Dataset(ct_path, max_size=-1)
 

@@ -32,7 +32,7 @@ class Element(collections.namedtuple("Element", "tag vr depth vm length keyword 
 
     ``tag`` is ``(group << 16) | element``; ``vr`` the two-letter VR ("UN"
     when unknown); ``depth`` 0 at top level and +1 inside each sequence item;
-    ``vm`` the number of values (items for SQ); ``length`` the value length in
+    ``vm`` the number of values (items for SQ, 0 when empty); ``length`` the value length in
     bytes or None when undefined; ``keyword`` the dictionary keyword ("" for
     private or unknown tags); ``path`` a key for :meth:`Dataset.get`.
     """
