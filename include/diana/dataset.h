@@ -24,8 +24,8 @@ typedef enum diana_open_flag_t {
 	/**
 	 * Accept nonconformant input that can still be parsed unambiguously
 	 * (missing file meta elements, invalid IS/DS/UI values, non-standard
-	 * VR bytes read with a 2-byte length, elements out of tag order, file
-	 * meta without preamble). Without it such files fail with
+	 * VR bytes read with a 2-byte length, file meta without preamble,
+	 * non-zero delimiter lengths). Without it such files fail with
 	 * DIANA_EDICOM: a pipeline that de-identifies data must not guess.
 	 * Truncated or unparsable data (lengths beyond the input, missing
 	 * delimiters, a dataset not encoded as its transfer syntax says,
@@ -65,11 +65,12 @@ DIANA_API int diana_dataset_options_init(diana_dataset_options *opts, uint32_t v
  *
  * Checked in both modes: every length against the bytes that remain,
  * sequence, item and pixel data delimiters, VR bytes, duplicate tags,
- * length of binary numbers. Checked unless DIANA_OPEN_LENIENT: tag order,
- * IS/DS/UI syntax, a Transfer Syntax UID in the file meta, and Media
- * Storage SOP Class and Instance UIDs both present or both absent (old
- * files carry neither). Public elements stored with VR UN get their
- * dictionary VR; private elements of implicit VR data are UN.
+ * length of binary numbers. Checked unless DIANA_OPEN_LENIENT: IS syntax
+ * and 32-bit range, DS syntax, UI syntax and 64-byte limit, a Transfer
+ * Syntax UID in the file meta, and Media Storage SOP Class and Instance
+ * UIDs both present or both absent (old files carry neither). Elements
+ * out of tag order are sorted; public elements stored with VR UN get
+ * their dictionary VR; private elements of implicit VR data are UN.
  *
  * Errors: DIANA_EINVAL (NULL argument, bad options, input larger than
  * max_size), DIANA_ENOTFOUND / DIANA_EIO (file), DIANA_EDICOM (malformed

@@ -71,6 +71,14 @@ public:
 		     tag >> 16, tag & 0xFFFF);
 	}
 
+	bool zeros(size_t pos, size_t limit) const
+	{
+		for (size_t i = pos; i < limit; i++)
+			if (p_[i])
+				return false;
+		return true;
+	}
+
 	int pixel_rep(const Item &cur) const
 	{
 		const Element *e = cur.find(0x00280103);
@@ -91,8 +99,12 @@ public:
 					truncated(limit, owner);
 				return;
 			}
-			if (limit - pos < 8)
+			if (limit - pos < 8) {
+				/* a few zero bytes of padding after the last element */
+				if (top && !o_.partial && zeros(pos, limit))
+					return;
 				truncated(limit, any ? last : owner);
+			}
 			uint32_t tag = rtag(pos);
 			if ((tag >> 16) == 0xFFFE) {
 				if (tag == TAG_ITEM_DELIM && undef_item) {
@@ -107,12 +119,8 @@ public:
 				stopped_ = true;
 				return;
 			}
-			if (any && tag <= last) {
-				if (tag == last)
-					fail(DIANA_EDICOM, "duplicate element (%04X,%04X)", tag >> 16, tag & 0xFFFF);
-				if (!o_.lenient)
-					fail(DIANA_EDICOM, "element (%04X,%04X) is out of tag order", tag >> 16, tag & 0xFFFF);
-			}
+			/* elements out of tag order are kept (sorted): each one is
+			 * self-delimiting, so the order is no ambiguity; a duplicate is */
 			Element el;
 			parse_element(pos, limit, el, out);
 			if (!out.insert(std::move(el)))

@@ -106,28 +106,35 @@ static std::string trim_spaces(const std::string &v)
 
 bool valid_is(const std::string &raw)
 {
+	/* syntax and range are checked; the 12-byte limit is not (a longer
+	 * value is no ambiguity) */
 	std::string v = trim_spaces(raw);
 	if (v.empty())
 		return true;
-	if (v.size() > 12)
-		return false;
 	size_t i = (v[0] == '+' || v[0] == '-') ? 1 : 0;
 	if (i == v.size())
 		return false;
 	for (size_t k = i; k < v.size(); k++)
 		if (v[k] < '0' || v[k] > '9')
 			return false;
+	if (v.size() - i > 18) {
+		size_t z = i;
+		while (z < v.size() - 1 && v[z] == '0')
+			z++;
+		if (v.size() - z > 10)
+			return false;
+	}
 	long long n = strtoll(v.c_str(), nullptr, 10);
 	return n >= -2147483648LL && n <= 2147483647LL;
 }
 
 bool valid_ds(const std::string &raw)
 {
+	/* syntax and a finite value are checked; the 16-byte limit is not
+	 * (vendors exceed it; a longer value is no ambiguity) */
 	std::string v = trim_spaces(raw);
 	if (v.empty())
 		return true;
-	if (v.size() > 16)
-		return false;
 	size_t i = 0, n = v.size();
 	if (v[i] == '+' || v[i] == '-')
 		i++;

@@ -883,6 +883,16 @@ Test(dataset, from_json_charset_and_arrays)
 	expect_get_rc(ds, "SpecificCharacterSet", DIANA_ENOTFOUND);
 	diana_dataset_free(ds);
 
+	/* padding: leading spaces are insignificant for LO, not for LT */
+	x = "{\"00081030\":{\"vr\":\"LO\",\"Value\":[\"  Study  \",\" B\"]},"
+	    "\"00100020\":{\"vr\":\"LO\",\"Value\":[\"  ID7  \"]},"
+	    "\"00104000\":{\"vr\":\"LT\",\"Value\":[\"  two  lines\\r\\n  \"]}}";
+	cr_assert_eq(diana_dataset_from_json(&ds, x, 0), 0, "%s", diana_error_message());
+	expect_get(ds, "PatientID", "ID7");
+	expect_get(ds, "StudyDescription", "Study\\B");
+	expect_get(ds, "PatientComments", "  two  lines\r\n");
+	diana_dataset_free(ds);
+
 	/* a length without a NUL terminator; trailing white space is fine */
 	char buf[64];
 	memcpy(buf, "{} \nXXXX", 8);
@@ -1264,6 +1274,93 @@ Test(dataset, pathological_lengths_and_nesting)
 	m = n + put_elem(p + n, 0x0040, 0xA730, "SQ", 0xFFFFFFFFu);
 	m += put_elem(p + m, 0xFFFE, 0xE000, NULL, 0);
 	cr_expect_eq(diana_dataset_open_memory(&ds, p, m, NULL), DIANA_EDICOM);
+	free(p);
+}
+
+/* append an element, value padded to an even length (NUL for UI) */
+static size_t add(uint8_t *p, size_t n, uint16_t g, uint16_t e, const char *vr, const char *val)
+{
+	size_t len = strlen(val), padded = len + (len & 1);
+	n += put_elem(p + n, g, e, vr, (uint32_t)padded);
+	memcpy(p + n, val, len);
+	if (padded > len)
+		p[n + len] = strcmp(vr, "UI") ? ' ' : 0;
+	return n + padded;
+}
+
+static int open_forged(const uint8_t *p, size_t n, uint32_t flags)
+{
+	diana_dataset_options o = DIANA_DATASET_OPTIONS_INIT;
+	diana_dataset *ds = NULL;
+	o.flags = flags;
+	int rc = diana_dataset_open_memory(&ds, p, n, &o);
+	diana_dataset_free(ds);
+	return rc;
+}
+
+Test(dataset, strict_checks_on_forged_files)
+{
+	uint8_t *p = calloc(1, 4096);
+	size_t h = forge_header(p), n;
+	diana_dataset *ds = NULL;
+
+	/* out of tag order: read, sorted */
+	n = add(p, h, 0x0010, 0x0020, "LO", "ID01");
+	n = add(p, n, 0x0010, 0x0010, "PN", "Doe^J ");
+	cr_assert_eq(diana_dataset_open_memory(&ds, p, n, NULL), 0, "%s", diana_error_message());
+	expect_get(ds, "PatientName", "Doe^J");
+	char *j = json_of(ds, 0);
+	cr_expect_lt(strstr(j, "00100010"), strstr(j, "00100020"));
+	diana_free(j);
+	diana_dataset_free(ds);
+	/* a few zero bytes after the last element are padding; other bytes are not */
+	memset(p + n, 0, 4);
+	cr_expect_eq(open_forged(p, n + 4, 0), 0, "%s", diana_error_message());
+	p[n + 2] = 7;
+	cr_expect_eq(open_forged(p, n + 4, 0), DIANA_EDICOM);
+	cr_expect_eq(open_forged(p, n + 4, DIANA_OPEN_LENIENT), DIANA_EDICOM);
+	/* a duplicate element is refused in both modes */
+	n = add(p, h, 0x0010, 0x0010, "PN", "A^B ");
+	n = add(p, n, 0x0010, 0x0010, "PN", "C^D ");
+	cr_expect_eq(open_forged(p, n, 0), DIANA_EDICOM);
+	cr_expect_eq(open_forged(p, n, DIANA_OPEN_LENIENT), DIANA_EDICOM);
+
+	/* values: refused strictly, accepted leniently */
+	static const struct {
+		uint16_t e;
+		const char *vr, *value;
+		int strict_ok;
+	} v[] = {
+		{ 0x1030, "DS", "-0.0000000000000000001", 1 }, /* > 16 bytes: syntax counts */
+		{ 0x1030, "DS", " 1.5E+02", 1 },
+		{ 0x1030, "DS", "1,5 ", 0 },
+		{ 0x1030, "DS", "1e999 ", 0 },
+		{ 0x1030, "DS", "12\\.5", 1 },
+		{ 0x1030, "DS", "12\\x5", 0 },
+		{ 0x1030, "IS", "00000000000000000007", 1 },
+		{ 0x1030, "IS", "-2147483648 ", 1 },
+		{ 0x1030, "IS", "2147483648", 0 },
+		{ 0x1030, "IS", "1.5 ", 0 },
+		{ 0x1030, "UI", "1.2.3", 1 },
+		{ 0x1030, "UI", "1.2.x", 0 },
+		{ 0x1030, "UI", "1..2", 0 },
+		{ 0x1030, "UI", "1.2345678901234567890123456789012345678901234567890123456789012345", 0 },
+	};
+	for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+		n = add(p, h, 0x0010, v[i].e, v[i].vr, v[i].value);
+		cr_expect_eq(open_forged(p, n, 0), v[i].strict_ok ? 0 : DIANA_EDICOM, "%s [%s]", v[i].vr, v[i].value);
+		cr_expect_eq(open_forged(p, n, DIANA_OPEN_LENIENT), 0, "%s [%s] lenient", v[i].vr, v[i].value);
+	}
+
+	/* file meta: Media Storage UIDs both or neither */
+	n = forge_header(p);
+	cr_expect_eq(open_forged(p, add(p, n, 0x0010, 0x0010, "PN", "A^B "), 0), 0, "%s", diana_error_message());
+	n = add(p, 132, 0x0002, 0x0003, "UI", "1.2.3.4 ");
+	n = add(p, n, 0x0002, 0x0010, "UI", "1.2.840.10008.1.2.1");
+	n = add(p, n, 0x0010, 0x0010, "PN", "A^B ");
+	cr_expect_eq(open_forged(p, n, 0), DIANA_EDICOM);
+	cr_expect_not_null(strstr(diana_error_message(), "(0002,0002)"), "%s", diana_error_message());
+	cr_expect_eq(open_forged(p, n, DIANA_OPEN_LENIENT), 0);
 	free(p);
 }
 
