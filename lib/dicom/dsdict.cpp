@@ -121,9 +121,12 @@ std::string vr_str(uint16_t vr)
 
 static const gdcm::DictEntry *public_entry(uint32_t tag)
 {
-	const gdcm::Dicts &dicts = gdcm::Global::GetInstance().GetDicts();
-	const gdcm::DictEntry &e = dicts.GetDictEntry(gdcm::Tag(static_cast<uint16_t>(tag >> 16),
-	                                                        static_cast<uint16_t>(tag & 0xFFFF)));
+	/* the public dictionary only: gdcm::Dicts::GetDictEntry() writes into a
+	 * static entry for private and group length tags (not thread-safe);
+	 * gdcm::Dict::GetDictEntry() is a lookup in a constant map */
+	const gdcm::Dict &dict = gdcm::Global::GetInstance().GetDicts().GetPublicDict();
+	const gdcm::DictEntry &e = dict.GetDictEntry(gdcm::Tag(static_cast<uint16_t>(tag >> 16),
+	                                                       static_cast<uint16_t>(tag & 0xFFFF)));
 	const char *kw = e.GetKeyword();
 	if (!kw || !*kw)
 		return nullptr;
