@@ -49,7 +49,20 @@ int diana__file_read(const char *path, uint64_t max_size, uint8_t **out, size_t 
 		if (n == cap) {
 			uint8_t *p;
 			if (max_size && n >= max_size) {
-				rc = diana__error_set(DIANA_EINVAL, "file larger than the limit");
+				/* exactly max_size bytes is fine: look for the end of file */
+				char probe;
+				ssize_t got;
+				do
+					got = read(fd, &probe, 1);
+				while (got < 0 && errno == EINTR);
+				if (got == 0)
+					break;
+				if (got < 0) {
+					rc = diana__error_errno(errno, "cannot read file");
+					goto fail;
+				}
+				rc = diana__error_set(DIANA_EINVAL, "file larger than the limit of %llu bytes",
+				                      (unsigned long long)max_size);
 				goto fail;
 			}
 			p = realloc(buf, cap * 2 + 1);

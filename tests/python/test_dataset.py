@@ -313,8 +313,6 @@ def test_max_size(ct_path):
         diana.Dataset(ct_path, max_size=-1)
 
 
-@pytest.mark.xfail(strict=True, reason="lib/core/file.c diana__file_read refuses a file of "
-                   "exactly max_size bytes; dataset.h: refuse inputs *larger* than max_size")
 def test_max_size_is_inclusive(ct_path):
     size = ct_path.stat().st_size
     with diana.Dataset(ct_path, max_size=size) as ds:

@@ -335,8 +335,11 @@ Test(file, atomic_write_commit_and_abort)
 	cr_assert_eq(len, 5);
 	diana_free(data);
 
-	/* size limit and missing files */
+	/* size limit (inclusive) and missing files */
 	cr_assert_eq(diana__file_read(path, 4, &data, &len), DIANA_EINVAL);
+	cr_assert_eq(diana__file_read(path, 5, &data, &len), 0);
+	cr_assert_eq(len, 5);
+	diana_free(data);
 	snprintf(path, sizeof(path), "%s/missing", tmpdir);
 	cr_assert_eq(diana__file_read(path, 0, &data, &len), DIANA_ENOTFOUND);
 	cr_assert_null(data);
