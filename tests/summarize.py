@@ -23,7 +23,7 @@ for path in sys.argv[1:]:
         continue
     for line in lines:
         t = json.loads(line)
-        out = t.get("stdo") or ""
+        out = t.get("stdout") or t.get("stdo") or ""
         result = t.get("result", "")
         ok_fail = None
         tap_ok = len(re.findall(r"^ok\b", out, re.M))
