@@ -20,6 +20,7 @@
 #include <criterion/hooks.h>
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -27,6 +28,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <diana/diana.h>
@@ -1038,4 +1040,125 @@ Test(dimse, nothing_on_stderr)
 	cr_assert_eq(st.st_size, 0, "DCMTK wrote %lld bytes on stderr (%s)", (long long)st.st_size, path);
 	close(fd);
 	unlink(path);
+}
+
+/* --- an independent peer: DCMTK's storescp ----------------------------------------- */
+
+/* storescp on 127.0.0.1 (bind shim), 1 s socket timeout: it drops idle associations */
+static pid_t start_storescp(int port, const char *dir)
+{
+	char p[16];
+	pid_t pid;
+	snprintf(p, sizeof(p), "%d", port);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+		dup2(null, 1);
+		dup2(null, 2);
+		setenv("LD_PRELOAD", env("DIANA_BINDSHIM"), 1);
+		setenv("DIANA_BINDSHIM_STRICT", "1", 1);
+		execlp("storescp", "storescp", "-aet", "DIANA_STORE", "-ts", "1", "+B", "+xa", "-od", dir, p,
+		       (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 100; i++) { /* wait until it listens */
+		struct sockaddr_in a;
+		int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
+		memset(&a, 0, sizeof(a));
+		a.sin_family = AF_INET;
+		a.sin_port = htons((uint16_t)port);
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+		close(fd);
+		if (ok)
+			return pid;
+		usleep(50000);
+	}
+	kill(pid, SIGTERM);
+	cr_assert_fail("storescp did not start");
+	return -1;
+}
+
+static void stop_storescp(pid_t pid)
+{
+	int st;
+	kill(pid, SIGTERM);
+	waitpid(pid, &st, 0);
+}
+
+Test(dimse, storescp_peer_reconnects_and_gets_identical_datasets)
+{
+	char dir[] = "/tmp/diana-dimse-scp-XXXXXX", src[700];
+	int port = free_port(), reported = 0;
+	pid_t pid;
+	diana__dimse_options o = pacs_opts();
+	diana__dimse *d = NULL;
+	diana__dimse_result res;
+	struct dirent *e;
+	DIR *dp;
+	const char *paths[CT_SLICES];
+	char buf[CT_SLICES][1000];
+	size_t n = 0;
+	struct study s = ct();
+
+	cr_assert_not_null(mkdtemp(dir));
+	pid = start_storescp(port, dir);
+	o.port = port;
+	o.called_aet = "DIANA_STORE";
+	o.calling_aet = "DIANA_T";
+	cr_assert_eq(diana__dimse_new(&d, &o), 0);
+	capture_logs();
+	cr_assert_eq(diana__dimse_echo(d), 0, "%s", diana_error_message());
+	/* storescp aborts the idle association after 1 s: the next call reconnects */
+	usleep(1600 * 1000);
+	cr_assert_eq(diana__dimse_echo(d), 0, "%s", diana_error_message());
+	cr_assert_eq(cap.associations, 2, "%d associations", cap.associations);
+	diana_log_set_handler(NULL, NULL);
+	/* no C-FIND there: a clear EUNSUPPORTED */
+	{
+		diana__dimse_query q = { DIANA__DIMSE_STUDY_ROOT, DIANA__DIMSE_LEVEL_STUDY, NULL, NULL };
+		cr_assert_eq(diana__dimse_find(d, &q, collect, &(struct answers){ 0 }, NULL), DIANA_EUNSUPPORTED);
+	}
+
+	/* C-STORE of the seeded CT: storescp (+B) writes the datasets as received */
+	snprintf(src, sizeof(src), "%s/%s", data_dir, s.acc);
+	dp = opendir(src);
+	cr_assert_not_null(dp);
+	while ((e = readdir(dp)) && n < CT_SLICES) {
+		if (!strstr(e->d_name, ".dcm"))
+			continue;
+		snprintf(buf[n], sizeof(buf[n]), "%s/%s", src, e->d_name);
+		paths[n] = buf[n];
+		n++;
+	}
+	closedir(dp);
+	cr_assert_eq(n, (size_t)s.n);
+	cr_assert_eq(diana__dimse_store(d, paths, n, count_store, &reported, &res), 0, "%s", diana_error_message());
+	cr_assert_eq(res.completed, (uint32_t)n);
+	stop_storescp(pid);
+
+	/* storescp names files CT.<SOP Instance UID> */
+	for (size_t i = 0; i < n; i++) {
+		diana_dataset *ds = NULL;
+		char *uid, got[1200];
+		uint8_t *a = NULL, *b = NULL;
+		size_t la, lb, oa, ob;
+		cr_assert_eq(diana_dataset_open(&ds, paths[i], NULL), 0);
+		uid = get(ds, "SOPInstanceUID");
+		snprintf(got, sizeof(got), "%s/CT.%s", dir, uid);
+		cr_assert_eq(diana__file_read(paths[i], 0, &a, &la), 0);
+		cr_assert_eq(diana__file_read(got, 0, &b, &lb), 0, "%s not received", got);
+		oa = dataset_offset(a, la);
+		ob = dataset_offset(b, lb);
+		cr_assert_eq(la - oa, lb - ob, "dataset size differs");
+		cr_assert(memcmp(a + oa, b + ob, la - oa) == 0, "dataset bytes differ");
+		free(a);
+		free(b);
+		unlink(got);
+		diana_free(uid);
+		diana_dataset_free(ds);
+	}
+	rmdir(dir);
+	diana__dimse_free(d);
 }
