@@ -1,0 +1,76 @@
+/*
+ * libdiana - internal mutation interface of lib/dicom for lib/deid: walk a
+ * dataset (file meta included) and keep, remove, empty or replace each
+ * element; insert top-level elements. Implemented in dsedit.cpp.
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef DIANA_DICOM_EDIT_H
+#define DIANA_DICOM_EDIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <diana/dataset.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum diana__edit_action {
+	DIANA__EDIT_KEEP = 0,    /* keep (for SQ: descend into the items) */
+	DIANA__EDIT_REMOVE = 1,  /* remove the element */
+	DIANA__EDIT_EMPTY = 2,   /* keep the element, zero-length value (SQ: no items) */
+	DIANA__EDIT_REPLACE = 3  /* replace the value with *new_value */
+} diana__edit_action;
+
+typedef struct diana__edit_element {
+	uint32_t tag;
+	char vr[4];                 /* two letters, NUL-terminated */
+	int depth;                  /* 0 at top level */
+	const uint32_t *parents;    /* tags of the enclosing sequences, outermost first (depth entries) */
+	const char *private_creator;/* for private data elements (gggg,xxyy): creator of block xx, else NULL */
+	const uint8_t *value;       /* raw value (binary VRs little endian); NULL for SQ / encapsulated */
+	size_t length;              /* value length in bytes */
+	const char *charset;        /* effective Specific Character Set value ("" = default) */
+	int is_meta;                /* file meta group 0002 */
+	int encapsulated;           /* encapsulated Pixel Data */
+	size_t items;               /* SQ: number of items */
+} diana__edit_element;
+
+/**
+ * Called for every element, depth first, meta group first. Return a
+ * diana__edit_action, or a negative error code to stop. For REPLACE set
+ * *new_value (malloc'd, ownership passes to the dataset) and *new_len: the
+ * raw value bytes; text is padded to even length by the dataset (space, or
+ * NUL for UI).
+ */
+typedef int (*diana__edit_fn)(const diana__edit_element *el, uint8_t **new_value, size_t *new_len,
+                              void *user_data);
+
+/** Walk and edit. Returns 0, or the callback's negative code, or an error. */
+int diana__dataset_edit(diana_dataset *ds, diana__edit_fn fn, void *user_data);
+
+/**
+ * Insert or replace a top-level element (group 0002 goes to the file meta)
+ * with raw value bytes; text values are padded as above.
+ */
+int diana__dataset_put(diana_dataset *ds, uint32_t tag, const char *vr, const uint8_t *value, size_t len);
+
+/**
+ * Insert or replace top-level elements from a DICOM JSON object (PS3.18
+ * Annex F), e.g. a code sequence. Text must be ASCII unless the dataset's
+ * Specific Character Set is ISO_IR 192.
+ */
+int diana__dataset_put_json(diana_dataset *ds, const char *json);
+
+/**
+ * Tag of a public data dictionary keyword ("PatientName" -> 0x00100010).
+ * Returns 0, DIANA_ENOTFOUND for an unknown keyword, DIANA_EINVAL for NULL.
+ */
+int diana__dict_tag(const char *keyword, uint32_t *tag);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DIANA_DICOM_EDIT_H */
