@@ -164,8 +164,15 @@ int cond_code(const OFCondition &c)
 	if (c == DUL_PEERABORTEDASSOCIATION || c == DUL_PEERREQUESTEDRELEASE)
 		return DIANA_EPACS;
 	if (c.module() == OFM_dcmnet &&
-	    (c.code() == DULC_TCPINITERROR || c.code() == DULC_TCPIOERROR))
+	    (c.code() == DULC_TCPINITERROR || c.code() == DULC_TCPIOERROR ||
+	     c.code() == DULC_UNKNOWNHOST || c.code() == DULC_NETWORKCLOSED))
 		return DIANA_ECONNECT;
+	/* the peer does not speak the upper layer protocol */
+	if (c.module() == OFM_dcmnet &&
+	    (c.code() == DULC_UNRECOGNIZEDPDUTYPE || c.code() == DULC_ILLEGALPDU ||
+	     c.code() == DULC_ILLEGALPDULENGTH || c.code() == DULC_UNEXPECTEDPDU ||
+	     c.code() == DULC_UNSUPPORTEDPEERPROTOCOL))
+		return DIANA_EPACS;
 	if (c == DUL_NETWORKCLOSED)
 		return DIANA_ECONNECT;
 	if (c == EC_MemoryExhausted || c == DIMSE_OUTOFRESOURCES)
@@ -399,6 +406,13 @@ int request_assoc(diana__dimse *d, T_ASC_Parameters *params, T_ASC_Association *
 			                      d->peer.c_str(), reject_reason(rej.reason),
 			                      rej.result == ASC_RESULT_REJECTEDTRANSIENT ? "transient" : "permanent",
 			                      rej.source == ASC_SOURCE_SERVICEUSER ? "service user" : "service provider");
+		} else if (c.module() == OFM_dcmnet && c.code() == DULC_UNKNOWNHOST) {
+			rc = diana__error_set(DIANA_ECONNECT, "cannot connect to %s:%d: unknown host",
+			                      d->host.c_str(), d->port);
+		} else if (cond_code(c) == DIANA_EPACS && c != DUL_PEERABORTEDASSOCIATION &&
+		           c != DUL_PEERREQUESTEDRELEASE) {
+			rc = diana__error_set(DIANA_ECONNECT, "%s:%d is not a DICOM peer: %s", d->host.c_str(),
+			                      d->port, c.text());
 		} else if (c.module() == OFM_dcmnet && c.code() == DULC_TCPINITERROR) {
 			if (strstr(c.text(), "(Timeout)"))
 				rc = diana__error_set(DIANA_ECONNECT, "cannot connect to %s:%d: timed out after %lld ms",

@@ -945,6 +945,29 @@ Test(dimse, closed_port_is_econnect_fast)
 	diana__dimse_free(d);
 }
 
+Test(dimse, unreachable_or_unknown_host_is_econnect_within_the_timeout)
+{
+	/* 10.255.255.1: not routed here (ENETUNREACH at once) or black-holed
+	   (the connect timeout expires): ECONNECT either way, in time */
+	diana__dimse_options o = pacs_opts();
+	diana__dimse *d = NULL;
+	int64_t t0, dt;
+	o.host = "10.255.255.1";
+	o.port = 104;
+	o.connect_timeout_ms = 1500;
+	cr_assert_eq(diana__dimse_new(&d, &o), 0);
+	t0 = diana__now_ms();
+	cr_assert_eq(diana__dimse_echo(d), DIANA_ECONNECT, "%s", diana_error_message());
+	dt = diana__now_ms() - t0;
+	cr_assert_lt(dt, 3000, "took %lld ms", (long long)dt);
+	cr_assert(strstr(diana_error_message(), "10.255.255.1") != NULL, "%s", diana_error_message());
+	diana__dimse_free(d);
+	o.host = "no-such-host.invalid";
+	cr_assert_eq(diana__dimse_new(&d, &o), 0);
+	cr_assert_eq(diana__dimse_echo(d), DIANA_ECONNECT, "%s", diana_error_message());
+	diana__dimse_free(d);
+}
+
 Test(dimse, silent_peer_is_etimedout)
 {
 	/* a socket that listens but never speaks DICOM: the kernel accepts the
@@ -1161,4 +1184,76 @@ Test(dimse, storescp_peer_reconnects_and_gets_identical_datasets)
 	}
 	rmdir(dir);
 	diana__dimse_free(d);
+}
+
+struct killer {
+	pid_t pid;
+	int calls;
+};
+
+static int kill_peer(size_t index, const char *path, uint16_t status, void *ud)
+{
+	struct killer *k = ud;
+	(void)index;
+	(void)path;
+	(void)status;
+	if (++k->calls == 2) {
+		int st;
+		kill(k->pid, SIGKILL);
+		waitpid(k->pid, &st, 0);
+	}
+	return 0;
+}
+
+Test(dimse, peer_killed_mid_store_is_econnect_no_sigpipe)
+{
+	char dir[] = "/tmp/diana-dimse-kill-XXXXXX", src[700];
+	int port = free_port();
+	struct killer k = { 0, 0 };
+	diana__dimse_options o = pacs_opts();
+	diana__dimse *d = NULL;
+	diana__dimse_result res;
+	struct dirent *e;
+	DIR *dp;
+	const char *paths[CT_SLICES];
+	char buf[CT_SLICES][1000];
+	size_t n = 0;
+	struct study s = ct();
+	int64_t t0;
+	int rc;
+
+	cr_assert_not_null(mkdtemp(dir));
+	k.pid = start_storescp(port, dir);
+	o.port = port;
+	o.called_aet = "DIANA_STORE";
+	o.dimse_timeout_ms = 5000;
+	cr_assert_eq(diana__dimse_new(&d, &o), 0);
+	snprintf(src, sizeof(src), "%s/%s", data_dir, s.acc);
+	dp = opendir(src);
+	cr_assert_not_null(dp);
+	while ((e = readdir(dp)) && n < CT_SLICES) {
+		if (!strstr(e->d_name, ".dcm"))
+			continue;
+		snprintf(buf[n], sizeof(buf[n]), "%s/%s", src, e->d_name);
+		paths[n] = buf[n];
+		n++;
+	}
+	closedir(dp);
+	/* SIGPIPE keeps its default disposition (terminate): a write to the dead
+	   peer must not kill us */
+	signal(SIGPIPE, SIG_DFL);
+	t0 = diana__now_ms();
+	rc = diana__dimse_store(d, paths, n, kill_peer, &k, &res);
+	cr_assert_eq(rc, DIANA_ECONNECT, "%d: %s", rc, diana_error_message());
+	cr_assert_lt(diana__now_ms() - t0, 4000, "no quick failure");
+	cr_assert_eq(res.completed, 2, "%u completed", res.completed);
+	cr_assert_eq(k.calls, 2);
+	/* the handle is still usable (and reports the dead peer again) */
+	cr_assert_eq(diana__dimse_echo(d), DIANA_ECONNECT);
+	diana__dimse_free(d);
+	{
+		char cmd[700];
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		cr_assert_eq(system(cmd), 0);
+	}
 }
