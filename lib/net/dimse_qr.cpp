@@ -109,30 +109,11 @@ int receive_store(Receiver &r, T_ASC_Association *a, T_ASC_PresentationContextID
 		if (c.bad())
 			return cond_error(d, c, "C-STORE sub-operation");
 		status = STATUS_STORE_Refused_OutOfResources;
-	} else {
-		struct stat st;
-		memset(&st, 0, sizeof(st));
-		stat(path.c_str(), &st);
-		T_ASC_PresentationContext pci;
-		memset(&pci, 0, sizeof(pci));
-		ASC_findAcceptedPresentationContext(a->params, pc, &pci);
-		diana__dimse_instance inst;
-		inst.path = path.c_str();
-		inst.sop_class_uid = rq->AffectedSOPClassUID;
-		inst.sop_instance_uid = rq->AffectedSOPInstanceUID;
-		inst.transfer_syntax_uid = pci.acceptedTransferSyntax;
-		inst.size = (uint64_t)st.st_size;
-		inst.calling_aet = a->params->DULparams.callingAPTitle;
-		r.received++;
-		int cb = r.fn ? r.fn(&inst, r.user_data) : 0;
-		unlink(path.c_str()); /* ENOENT when the callback kept it */
-		if (cb) {
-			if (cb > 0)
-				diana__error_set(DIANA_EUSER, "retrieve stopped by the callback");
-			stop_with(r, cb < 0 ? cb : DIANA_EUSER);
-		}
 	}
 
+	/* Answer first: the instance is on disk, and the peer can prepare the
+	   next one while the callback works (it may take a while: de-identify,
+	   upload...). A stop asked by the callback applies to what follows. */
 	T_DIMSE_C_StoreRSP rsp;
 	memset(&rsp, 0, sizeof(rsp));
 	rsp.MessageIDBeingRespondedTo = rq->MessageID;
@@ -143,8 +124,35 @@ int receive_store(Receiver &r, T_ASC_Association *a, T_ASC_PresentationContextID
 	                    sizeof(rsp.AffectedSOPInstanceUID));
 	rsp.opts = O_STORE_AFFECTEDSOPCLASSUID | O_STORE_AFFECTEDSOPINSTANCEUID;
 	c = DIMSE_sendStoreResponse(a, pc, rq, &rsp, nullptr);
-	if (c.bad())
+	if (c.bad()) {
+		if (received)
+			unlink(path.c_str());
 		return cond_error(d, c, "C-STORE response");
+	}
+	if (!received)
+		return 0;
+
+	struct stat st;
+	memset(&st, 0, sizeof(st));
+	stat(path.c_str(), &st);
+	T_ASC_PresentationContext pci;
+	memset(&pci, 0, sizeof(pci));
+	ASC_findAcceptedPresentationContext(a->params, pc, &pci);
+	diana__dimse_instance inst;
+	inst.path = path.c_str();
+	inst.sop_class_uid = rq->AffectedSOPClassUID;
+	inst.sop_instance_uid = rq->AffectedSOPInstanceUID;
+	inst.transfer_syntax_uid = pci.acceptedTransferSyntax;
+	inst.size = (uint64_t)st.st_size;
+	inst.calling_aet = a->params->DULparams.callingAPTitle;
+	r.received++;
+	int cb = r.fn ? r.fn(&inst, r.user_data) : 0;
+	unlink(path.c_str()); /* ENOENT when the callback kept it */
+	if (cb) {
+		if (cb > 0)
+			diana__error_set(DIANA_EUSER, "retrieve stopped by the callback");
+		stop_with(r, cb < 0 ? cb : DIANA_EUSER);
+	}
 	return 0;
 }
 
