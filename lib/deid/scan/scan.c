@@ -441,6 +441,19 @@ static size_t textlike(const uint8_t *b, size_t len)
 	return len;
 }
 
+/*
+ * An element the walk visited but whose value cannot be read (undecodable
+ * text; a group 0002 element in the dataset body, which keys cannot reach):
+ * it cannot be checked, so the file fails.
+ */
+static int unreadable(const diana_element *el, int rc)
+{
+	if (rc == DIANA_ENOMEM)
+		return rc;
+	return diana__error_set(DIANA_EDICOM, "element (%04X,%04X) cannot be read: not scanned",
+	                        (unsigned)(el->tag >> 16), (unsigned)(el->tag & 0xFFFF));
+}
+
 typedef struct add_ctx {
 	diana_scanner *s;
 	const diana_dataset *ds;
@@ -497,8 +510,8 @@ static int add_element(const diana_element *el, void *user_data)
 
 	if (vr_is(el->vr, TEXT_VRS)) {
 		rc = diana_dataset_get(c->ds, el->path, &text);
-		if (rc < 0)
-			return rc; /* undecodable text: the original cannot be protected fully */
+		if (rc < 0) /* undecodable text: the original cannot be protected fully */
+			return unreadable(el, rc);
 		if (!identifying) {
 			rc = add_kept(s, text, strlen(text));
 		} else if (vr_is(el->vr, "PN ")) {
@@ -522,7 +535,7 @@ static int add_element(const diana_element *el, void *user_data)
 		size_t len = 0, tl;
 		rc = diana_dataset_get_bytes(c->ds, el->path, &bytes, &len);
 		if (rc < 0)
-			return rc;
+			return unreadable(el, rc);
 		tl = bytes ? textlike(bytes, len) : 0;
 		if (tl) {
 			size_t a = 0;
@@ -814,13 +827,8 @@ static int scan_element(const diana_element *el, void *user_data)
 	if (vr_is(el->vr, TEXT_VRS) || vr_is(el->vr, NUMBER_VRS)) {
 		char *text = NULL;
 		rc = diana_dataset_get(c->ds, el->path, &text);
-		if (rc < 0) {
-			if (rc == DIANA_EDICOM)
-				return diana__error_set(DIANA_EDICOM,
-				                        "text of element (%04X,%04X) cannot be decoded: not scanned",
-				                        (unsigned)(el->tag >> 16), (unsigned)(el->tag & 0xFFFF));
-			return rc;
-		}
+		if (rc < 0)
+			return unreadable(el, rc);
 		rc = match_bytes(c->s, &c->sc, text, strlen(text), 0, &text_found);
 		diana_free(text);
 		if (rc)
@@ -834,7 +842,7 @@ static int scan_element(const diana_element *el, void *user_data)
 		char rprefix[32];
 		rc = diana_dataset_get_bytes(c->ds, el->path, &bytes, &len);
 		if (rc < 0)
-			return rc;
+			return unreadable(el, rc);
 		rc = match_bytes(c->s, &c->sc, bytes, len, 0, &raw_found);
 		diana_free(bytes);
 		if (rc)
