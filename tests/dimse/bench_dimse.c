@@ -4,7 +4,7 @@
  *
  *   bench-dimse OP HOST PORT CALLED CALLING [ARGS]
  *     echo | find ACCESSION | get STUDYUID OUTDIR | move STUDYUID SCPPORT OUTDIR
- *     | store FILE... | reuse STUDYUID N   (N x (C-FIND + C-GET) on one association)
+ *     | store FILE... | reuse STUDYUID N OUTDIR   (N x (C-FIND + C-GET) on one association)
  *
  * Prints "OP ok|FAILED <ms> ms n=<count>": the time of the operation inside
  * the process, association included. Retrieved instances are renamed into
@@ -100,10 +100,10 @@ int main(int argc, char **argv)
 	} else if (strcmp(op, "store") == 0 && argc > 6) {
 		rc = diana__dimse_store(d, (const char *const *)(argv + 6), (size_t)(argc - 6), NULL, NULL, &res);
 		n = (int)res.completed;
-	} else if (strcmp(op, "reuse") == 0 && argc > 7) {
+	} else if (strcmp(op, "reuse") == 0 && argc > 8) {
 		int rounds = atoi(argv[7]);
 		diana__dimse_query q = { DIANA__DIMSE_STUDY_ROOT, DIANA__DIMSE_LEVEL_STUDY, NULL, json };
-		struct sink s = { NULL, 0 };
+		struct sink s = { argv[8], 0 };
 		snprintf(json, sizeof(json), "{\"0020000D\":{\"vr\":\"UI\",\"Value\":[\"%s\"]},"
 		         "\"00201208\":{\"vr\":\"IS\"}}", argv[6]);
 		rc = 0;

@@ -81,45 +81,69 @@ count() { # dir expected
 }
 out() { rm -rf "$W/o"; mkdir -p "$W/o"; }
 
-for i in $(seq "$RUNS"); do
-	# C-ECHO
-	run gdcm-echo env LD_PRELOAD="$SHIM" "$GDCM" echo "$H" "$P" "$C" "$ME"
-	run dcmtk-echo env TCP_NODELAY=1 "$DCMTK" echo "$H" "$P" "$C" "$ME"
-	run echoscu env TCP_NODELAY=1 echoscu -aet "$ME" -aec "$C" "$H" "$P"
-	[ -n "$DIANA" ] && run diana-echo "$DIANA" echo "$H" "$P" "$C" "$ME"
-	# C-FIND one study
-	run gdcm-find env LD_PRELOAD="$SHIM" "$GDCM" find "$H" "$P" "$C" "$ME" "$ACC"
-	run dcmtk-find env TCP_NODELAY=1 "$DCMTK" find "$H" "$P" "$C" "$ME" "$ACC"
+# One function per measurement; within each group (echo, find, move, get,
+# store) the order is shuffled anew in every run (reproducibly: seeded by the
+# run number), so that no tool always runs right after the same neighbour.
+step_echo_gdcm() { run gdcm-echo env LD_PRELOAD="$SHIM" "$GDCM" echo "$H" "$P" "$C" "$ME"; }
+step_echo_dcmtk() { run dcmtk-echo env TCP_NODELAY=1 "$DCMTK" echo "$H" "$P" "$C" "$ME"; }
+step_echo_echoscu() { run echoscu env TCP_NODELAY=1 echoscu -aet "$ME" -aec "$C" "$H" "$P"; }
+step_echo_diana() { [ -z "$DIANA" ] || run diana-echo "$DIANA" echo "$H" "$P" "$C" "$ME"; }
+
+step_find_gdcm() { run gdcm-find env LD_PRELOAD="$SHIM" "$GDCM" find "$H" "$P" "$C" "$ME" "$ACC"; }
+step_find_dcmtk() { run dcmtk-find env TCP_NODELAY=1 "$DCMTK" find "$H" "$P" "$C" "$ME" "$ACC"; }
+step_find_findscu() {
 	run findscu env TCP_NODELAY=1 findscu -S -aet "$ME" -aec "$C" -k QueryRetrieveLevel=STUDY \
 		-k AccessionNumber="$ACC" -k PatientName -k PatientID -k StudyInstanceUID \
 		-k NumberOfStudyRelatedInstances "$H" "$P"
-	[ -n "$DIANA" ] && run diana-find "$DIANA" find "$H" "$P" "$C" "$ME" "$ACC"
-	# C-MOVE 100 slices into an SCP of the same process
-	out; run gdcm-move env LD_PRELOAD="$SHIM" "$GDCM" move "$H" "$P" "$C" "$ME" "$SUID" "$MYPORT" "$W/o" && count "$W/o" 100
+}
+step_find_diana() { [ -z "$DIANA" ] || run diana-find "$DIANA" find "$H" "$P" "$C" "$ME" "$ACC"; }
+
+# C-MOVE of the 100 slices into an SCP of the same process (and movescu -> storescp)
+step_move_gdcm() { out; run gdcm-move env LD_PRELOAD="$SHIM" "$GDCM" move "$H" "$P" "$C" "$ME" "$SUID" "$MYPORT" "$W/o" && count "$W/o" 100; }
+step_move_movescu() {
 	out; run movescu env TCP_NODELAY=1 LD_PRELOAD="$SHIM" movescu -S -aet "$ME" -aec "$C" -aem "$ME" --port "$MYPORT" \
 		-od "$W/o" -k QueryRetrieveLevel=STUDY -k StudyInstanceUID="$SUID" "$H" "$P" && count "$W/o" 100
+}
+step_move_movescu_nonagle() {
 	out; run movescu-nonagle env LD_PRELOAD="$SHIM" movescu -S -aet "$ME" -aec "$C" -aem "$ME" --port "$MYPORT" \
 		-od "$W/o" -k QueryRetrieveLevel=STUDY -k StudyInstanceUID="$SUID" "$H" "$P" && count "$W/o" 100
-	# movescu -> separate storescp
+}
+step_move_storescp() {
+	local scp
 	out; TCP_NODELAY=1 LD_PRELOAD="$SHIM" storescp -aet "$ME" -od "$W/o" "$MYPORT" & scp=$!
 	sleep 0.3
 	run movescu+storescp env TCP_NODELAY=1 movescu -S -aet "$ME" -aec "$C" -aem "$ME" \
 		-k QueryRetrieveLevel=STUDY -k StudyInstanceUID="$SUID" "$H" "$P"
 	sleep 0.2; kill "$scp"; wait "$scp" 2>/dev/null; count "$W/o" 100
-	[ -n "$DIANA" ] && { out; run diana-move "$DIANA" move "$H" "$P" "$C" "$ME" "$SUID" "$MYPORT" "$W/o" && count "$W/o" 100; }
-	# C-GET 100 slices (DCMTK only)
-	out; run dcmtk-get env TCP_NODELAY=1 "$DCMTK" get "$H" "$P" "$C" "$ME" "$SUID" "$W/o" && count "$W/o" 100
+}
+step_move_diana() { [ -z "$DIANA" ] || { out; run diana-move "$DIANA" move "$H" "$P" "$C" "$ME" "$SUID" "$MYPORT" "$W/o" && count "$W/o" 100; }; }
+
+# C-GET of the 100 slices (DCMTK only)
+step_get_dcmtk() { out; run dcmtk-get env TCP_NODELAY=1 "$DCMTK" get "$H" "$P" "$C" "$ME" "$SUID" "$W/o" && count "$W/o" 100; }
+step_get_getscu() {
 	out; run getscu env TCP_NODELAY=1 getscu -S -aet "$ME" -aec "$C" -od "$W/o" \
 		-k QueryRetrieveLevel=STUDY -k StudyInstanceUID="$SUID" "$H" "$P" && count "$W/o" 100
+}
+step_get_getscu_nonagle() {
 	out; run getscu-nonagle getscu -S -aet "$ME" -aec "$C" -od "$W/o" \
 		-k QueryRetrieveLevel=STUDY -k StudyInstanceUID="$SUID" "$H" "$P" && count "$W/o" 100
-	[ -n "$DIANA" ] && { out; run diana-get "$DIANA" get "$H" "$P" "$C" "$ME" "$SUID" "$W/o" && count "$W/o" 100; }
-	[ -n "$DIANA" ] && run diana-5x-find+get-1-assoc "$DIANA" reuse "$H" "$P" "$C" "$ME" "$SUID" 5
-	# C-STORE 100 files, one association
-	clean_store; run gdcm-store env LD_PRELOAD="$SHIM" "$GDCM" store "$H" "$P" "$C" "$ME" "${STFILES[@]}"
-	clean_store; run dcmtk-store env TCP_NODELAY=1 "$DCMTK" store "$H" "$P" "$C" "$ME" "${STFILES[@]}"
-	clean_store; run storescu env TCP_NODELAY=1 storescu -aet "$ME" -aec "$C" "$H" "$P" "${STFILES[@]}"
-	[ -n "$DIANA" ] && { clean_store; run diana-store "$DIANA" store "$H" "$P" "$C" "$ME" "${STFILES[@]}"; }
+}
+step_get_diana() { [ -z "$DIANA" ] || { out; run diana-get "$DIANA" get "$H" "$P" "$C" "$ME" "$SUID" "$W/o" && count "$W/o" 100; }; }
+step_get_diana_reuse() { [ -z "$DIANA" ] || { out; run diana-5x-find+get-1-assoc "$DIANA" reuse "$H" "$P" "$C" "$ME" "$SUID" 5 "$W/o" && count "$W/o" 500; }; }
+
+# C-STORE of 100 other files, one association
+step_store_gdcm() { clean_store; run gdcm-store env LD_PRELOAD="$SHIM" "$GDCM" store "$H" "$P" "$C" "$ME" "${STFILES[@]}"; }
+step_store_dcmtk() { clean_store; run dcmtk-store env TCP_NODELAY=1 "$DCMTK" store "$H" "$P" "$C" "$ME" "${STFILES[@]}"; }
+step_store_storescu() { clean_store; run storescu env TCP_NODELAY=1 storescu -aet "$ME" -aec "$C" "$H" "$P" "${STFILES[@]}"; }
+step_store_diana() { [ -z "$DIANA" ] || { clean_store; run diana-store "$DIANA" store "$H" "$P" "$C" "$ME" "${STFILES[@]}"; }; }
+
+for i in $(seq "$RUNS"); do
+	for g in echo find move get store; do
+		for s in $(declare -F | awk '{print $3}' | grep "^step_${g}_" |
+		           shuf --random-source=<(yes "$i")); do
+			"$s"
+		done
+	done
 done
 
 med() { # microsecond values -> "median (min-max)" in ms
