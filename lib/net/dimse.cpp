@@ -27,6 +27,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 
 #include <mutex>
@@ -67,7 +68,12 @@ DcmTransportConnection *NodelayLayer::createConnection(DcmNativeSocketType sock,
 	int one = 1;
 	if (setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0)
 		diana__log(DIANA_LOG_WARNING, "dimse", "cannot set TCP_NODELAY: %s", strerror(errno));
-	return new (std::nothrow) NodelayConnection(sock);
+	NodelayConnection *c = new (std::nothrow) NodelayConnection(sock);
+	/* after the constructor, which sets DCMTK's global socket timeouts */
+	struct timeval tv = { io_timeout_s_, 0 };
+	setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	return c;
 }
 
 /* --- one-time set-up ------------------------------------------------------ */
@@ -319,22 +325,47 @@ DIC_US next_id(diana__dimse *d)
 	return id;
 }
 
-void drop_assoc(diana__dimse *d, bool abort)
+static int assoc_fd(T_ASC_Association *a);
+
+void end_assoc(T_ASC_Association *&a, End how)
+{
+	if (!a)
+		return;
+	switch (how) {
+	case END_RELEASE:
+		if (ASC_releaseAssociation(a).good())
+			break;
+		/* fall through */
+	case END_ABORT: {
+		int fd = assoc_fd(a);
+		if (fd >= 0)
+			shutdown(fd, SHUT_RD); /* DCMTK then does not wait for the peer to close */
+		ASC_abortAssociation(a);
+		break;
+	}
+	case END_PEER_RELEASED:
+		ASC_dataWaiting(a, 1); /* the requestor closes the connection first */
+		break;
+	case END_CLOSE:
+		break;
+	}
+	ASC_dropAssociation(a);
+	ASC_destroyAssociation(&a);
+	a = nullptr;
+}
+
+End end_for(int rc)
+{
+	return rc == DIANA_ETIMEDOUT || rc == DIANA_ECONNECT ? END_CLOSE : END_ABORT;
+}
+
+void drop_assoc(diana__dimse *d, End how)
 {
 	if (!d->assoc)
 		return;
-	if (abort) {
-		ASC_abortAssociation(d->assoc);
-	} else {
-		OFCondition c = ASC_releaseAssociation(d->assoc);
-		if (c.bad())
-			ASC_abortAssociation(d->assoc);
-	}
-	ASC_dropAssociation(d->assoc);
-	ASC_destroyAssociation(&d->assoc);
-	d->assoc = nullptr;
-	diana__log(DIANA_LOG_DEBUG, "dimse", "association with %s %s", d->peer.c_str(),
-	           abort ? "aborted" : "released");
+	end_assoc(d->assoc, how);
+	static const char *const names[] = { "released", "aborted", "closed", "released by the peer" };
+	diana__log(DIANA_LOG_DEBUG, "dimse", "association with %s %s", d->peer.c_str(), names[how]);
 }
 
 static const char *reject_reason(T_ASC_RejectParametersReason r)
@@ -362,13 +393,12 @@ static void check_idle_assoc(diana__dimse *d)
 	T_DIMSE_Message msg;
 	memset(&msg, 0, sizeof(msg));
 	OFCondition c = DIMSE_receiveCommand(d->assoc, DIMSE_NONBLOCKING, 1, &pc, &msg, nullptr);
-	if (c == DUL_PEERREQUESTEDRELEASE)
+	if (c == DUL_PEERREQUESTEDRELEASE) {
 		ASC_acknowledgeRelease(d->assoc);
-	else
-		ASC_abortAssociation(d->assoc);
-	ASC_dropAssociation(d->assoc);
-	ASC_destroyAssociation(&d->assoc);
-	d->assoc = nullptr;
+		end_assoc(d->assoc, END_PEER_RELEASED);
+	} else {
+		end_assoc(d->assoc, c.good() ? END_ABORT : END_CLOSE);
+	}
 	diana__log(DIANA_LOG_DEBUG, "dimse", "idle association with %s closed by the peer; reconnecting",
 	           d->peer.c_str());
 }
@@ -435,9 +465,7 @@ int request_assoc(diana__dimse *d, T_ASC_Parameters *params, T_ASC_Association *
 		return rc;
 	}
 	if (ASC_countAcceptedPresentationContexts(a->params) == 0) {
-		ASC_abortAssociation(a);
-		ASC_dropAssociation(a);
-		ASC_destroyAssociation(&a);
+		end_assoc(a, END_ABORT);
 		return diana__error_set(DIANA_EUNSUPPORTED, "%s accepted no presentation context",
 		                        d->peer.c_str());
 	}
@@ -705,7 +733,7 @@ extern "C" int diana__dimse_new(diana__dimse **out, const diana__dimse_options *
 		SigpipeGuard g;
 		OFCondition c = ASC_initializeNetwork(NET_REQUESTOR, 0, d->acse_s, &d->net);
 		if (c.good()) {
-			NodelayLayer *layer = new (std::nothrow) NodelayLayer();
+			NodelayLayer *layer = new (std::nothrow) NodelayLayer(d->dimse_s);
 			c = layer ? ASC_setTransportLayer(d->net, layer, 1) : EC_MemoryExhausted;
 		}
 		if (c.bad()) {
@@ -732,7 +760,7 @@ extern "C" void diana__dimse_free(diana__dimse *d)
 		return;
 	try {
 		SigpipeGuard g;
-		drop_assoc(d, false);
+		drop_assoc(d, END_RELEASE);
 		scp_close(d);
 		if (d->net)
 			ASC_dropNetwork(&d->net);
@@ -747,7 +775,7 @@ extern "C" int diana__dimse_close(diana__dimse *d)
 		return diana__error_set(DIANA_EINVAL, "NULL DIMSE handle");
 	try {
 		SigpipeGuard g;
-		drop_assoc(d, false);
+		drop_assoc(d, END_RELEASE);
 	} catch (...) {
 		return diana__error_set(DIANA_ERROR, "unexpected exception in DCMTK");
 	}
@@ -789,7 +817,7 @@ extern "C" int diana__dimse_echo(diana__dimse *d)
 		delete detail;
 		if (c.bad()) {
 			rc = cond_error(d, c, "C-ECHO");
-			drop_assoc(d, true);
+			drop_assoc(d, end_for(rc));
 			return rc;
 		}
 		if (status != STATUS_Success)

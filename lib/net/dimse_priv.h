@@ -74,8 +74,20 @@ T_ASC_Parameters *new_params(diana__dimse *d);
 int request_assoc(diana__dimse *d, T_ASC_Parameters *params, T_ASC_Association **out);
 /* Ensure the query/retrieve association is open. */
 int ensure_assoc(diana__dimse *d);
-/* Abort and forget the query/retrieve association (after a protocol error). */
-void drop_assoc(diana__dimse *d, bool abort);
+/* How an association ends. Nothing here waits on an unresponsive peer:
+   DCMTK's abort waits up to 10 s for the peer to close the connection, so
+   the read side is shut down first; a silent or vanished peer gets no PDU. */
+enum End {
+	END_RELEASE,        /* A-RELEASE (abort if that fails) */
+	END_ABORT,          /* A-ABORT: the peer is talking nonsense */
+	END_CLOSE,          /* close the connection: the peer is silent or gone */
+	END_PEER_RELEASED   /* we answered the peer's A-RELEASE-RQ (or rejected it): let it close */
+};
+void end_assoc(T_ASC_Association *&a, End how);
+/* END_CLOSE after a timeout or a lost connection, END_ABORT otherwise. */
+End end_for(int rc);
+/* End and forget the query/retrieve association. */
+void drop_assoc(diana__dimse *d, End how);
 DIC_US next_id(diana__dimse *d);
 
 /* Wait until one of `assocs` (entries may be NULL) has data, or `listen_fd`
@@ -115,7 +127,13 @@ public:
 /* TCP_NODELAY on every connection DCMTK makes or accepts (see dimse.cpp). */
 class NodelayLayer : public DcmTransportLayer {
 public:
+	/* io_timeout_s bounds every blocking send and receive (SO_SNDTIMEO,
+	   SO_RCVTIMEO; DCMTK's own default is a process-wide 60 s) */
+	explicit NodelayLayer(int io_timeout_s) : io_timeout_s_(io_timeout_s) {}
 	DcmTransportConnection *createConnection(DcmNativeSocketType sock, OFBool secure) override;
+
+private:
+	int io_timeout_s_;
 };
 
 /* Storage SCP. */

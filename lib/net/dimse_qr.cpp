@@ -215,17 +215,6 @@ void scp_close(diana__dimse *d)
 	}
 }
 
-static void destroy_sub(T_ASC_Association *&a, bool abort)
-{
-	if (!a)
-		return;
-	if (abort)
-		ASC_abortAssociation(a);
-	ASC_dropSCPAssociation(a);
-	ASC_destroyAssociation(&a);
-	a = nullptr;
-}
-
 int scp_accept(diana__dimse *d, T_ASC_Association **out)
 {
 	*out = nullptr;
@@ -252,7 +241,7 @@ int scp_accept(diana__dimse *d, T_ASC_Association **out)
 		if (!d->scp_net) {
 			c = ASC_initializeNetwork(NET_ACCEPTOR, 0, d->acse_s, &d->scp_net);
 			if (c.good()) {
-				DcmTransportLayer *layer = new (std::nothrow) NodelayLayer();
+				DcmTransportLayer *layer = new (std::nothrow) NodelayLayer(d->dimse_s);
 				c = layer ? ASC_setTransportLayer(d->scp_net, layer, 1) : EC_MemoryExhausted;
 			}
 			if (c.bad() && d->scp_net)
@@ -270,7 +259,7 @@ int scp_accept(diana__dimse *d, T_ASC_Association **out)
 	if (c.bad()) {
 		diana__log(DIANA_LOG_DEBUG, "dimse", "SCP %s: incoming association failed: %s",
 		           d->scp_aet.c_str(), c.text());
-		destroy_sub(a, false);
+		end_assoc(a, END_CLOSE);
 		return 0;
 	}
 	T_ASC_Parameters *p = a->params;
@@ -282,7 +271,7 @@ int scp_accept(diana__dimse *d, T_ASC_Association **out)
 		T_ASC_RejectParameters rej = { ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
 		                               ASC_REASON_SU_CALLEDAETITLENOTRECOGNIZED };
 		ASC_rejectAssociation(a, &rej);
-		destroy_sub(a, false);
+		end_assoc(a, END_PEER_RELEASED);
 		return 0;
 	}
 	int accepted = 0;
@@ -313,7 +302,7 @@ int scp_accept(diana__dimse *d, T_ASC_Association **out)
 	if (c.bad()) {
 		diana__log(DIANA_LOG_DEBUG, "dimse", "SCP %s: acknowledging an association failed: %s",
 		           d->scp_aet.c_str(), c.text());
-		destroy_sub(a, true);
+		end_assoc(a, END_CLOSE);
 		return 0;
 	}
 	diana__log(DIANA_LOG_DEBUG, "dimse", "SCP %s: association from %s, %d of %d contexts accepted",
@@ -335,22 +324,27 @@ static bool serve_sub(Receiver &r, T_ASC_Association *&a)
 	delete detail;
 	if (c == DUL_PEERREQUESTEDRELEASE) {
 		ASC_acknowledgeRelease(a);
-		destroy_sub(a, false);
+		end_assoc(a, END_PEER_RELEASED);
 		return false;
 	}
 	if (c.bad()) {
 		diana__log(DIANA_LOG_DEBUG, "dimse", "SCP %s: association ended: %s", d->scp_aet.c_str(),
 		           c.text());
-		destroy_sub(a, c != DUL_PEERABORTEDASSOCIATION && c != DUL_NETWORKCLOSED);
+		end_assoc(a, cond_code(c) == DIANA_EPACS || cond_code(c) == DIANA_ETIMEDOUT ||
+		                     cond_code(c) == DIANA_ECONNECT
+		                 ? END_CLOSE
+		                 : END_ABORT);
 		return false;
 	}
 	switch (msg.CommandField) {
-	case DIMSE_C_STORE_RQ:
-		if (receive_store(r, a, pc, &msg.msg.CStoreRQ) < 0) {
-			destroy_sub(a, true);
+	case DIMSE_C_STORE_RQ: {
+		int rc = receive_store(r, a, pc, &msg.msg.CStoreRQ);
+		if (rc < 0) {
+			end_assoc(a, end_for(rc));
 			return false;
 		}
 		return true;
+	}
 	case DIMSE_C_ECHO_RQ:
 		c = DIMSE_sendEchoResponse(a, pc, &msg.msg.CEchoRQ, STATUS_Success, nullptr);
 		if (c.good())
@@ -361,7 +355,7 @@ static bool serve_sub(Receiver &r, T_ASC_Association *&a)
 		           (unsigned)msg.CommandField);
 		break;
 	}
-	destroy_sub(a, true);
+	end_assoc(a, END_ABORT);
 	return false;
 }
 
@@ -449,7 +443,7 @@ struct MainWait {
 			return 0;
 		int rc = diana__error_set(DIANA_ETIMEDOUT, "%s: no answer from %s within %d s", what,
 		                          d->peer.c_str(), d->dimse_s);
-		drop_assoc(d, true);
+		drop_assoc(d, END_CLOSE);
 		return rc;
 	}
 
@@ -499,7 +493,7 @@ extern "C" int diana__dimse_find(diana__dimse *d, const diana__dimse_query *q,
 	OFCondition c = DIMSE_sendMessageUsingMemoryData(d->assoc, pc, &req, nullptr, id.get(), nullptr, nullptr);
 	if (c.bad()) {
 		rc = cond_error(d, c, "C-FIND request");
-		drop_assoc(d, true);
+		drop_assoc(d, end_for(rc));
 		return rc;
 	}
 
@@ -523,12 +517,12 @@ extern "C" int diana__dimse_find(diana__dimse *d, const diana__dimse_query *q,
 		delete detail;
 		if (c.bad()) {
 			rc = cond_error(d, c, "C-FIND");
-			drop_assoc(d, true);
+			drop_assoc(d, end_for(rc));
 			return rc;
 		}
 		if (rsp.CommandField != DIMSE_C_FIND_RSP ||
 		    rsp.msg.CFindRSP.MessageIDBeingRespondedTo != fr.MessageID) {
-			drop_assoc(d, true);
+			drop_assoc(d, END_ABORT);
 			return diana__error_set(DIANA_EPACS, "C-FIND: unexpected message 0x%04x from %s",
 			                        (unsigned)rsp.CommandField, d->peer.c_str());
 		}
@@ -539,7 +533,7 @@ extern "C" int diana__dimse_find(diana__dimse *d, const diana__dimse_query *q,
 			                                 nullptr, nullptr);
 			if (c.bad()) {
 				rc = cond_error(d, c, "C-FIND");
-				drop_assoc(d, true);
+				drop_assoc(d, end_for(rc));
 				return rc;
 			}
 		}
@@ -637,7 +631,7 @@ static int retrieve(diana__dimse *d, const diana__dimse_query *q, const char *de
 	OFCondition c = DIMSE_sendMessageUsingMemoryData(d->assoc, pc, &req, nullptr, id.get(), nullptr, nullptr);
 	if (c.bad()) {
 		rc = cond_error(d, c, is_get ? "C-GET request" : "C-MOVE request");
-		drop_assoc(d, true);
+		drop_assoc(d, end_for(rc));
 		return rc;
 	}
 
@@ -655,12 +649,8 @@ static int retrieve(diana__dimse *d, const diana__dimse_query *q, const char *de
 	int64_t final_at = 0;
 
 	auto cleanup_subs = [&](bool abort) {
-		for (auto *&a : subs) {
-			if (abort)
-				ASC_abortAssociation(a);
-			ASC_dropSCPAssociation(a);
-			ASC_destroyAssociation(&a);
-		}
+		for (auto *&a : subs)
+			end_assoc(a, abort ? END_ABORT : END_CLOSE);
 		subs.clear();
 	};
 
@@ -704,7 +694,7 @@ static int retrieve(diana__dimse *d, const diana__dimse_query *q, const char *de
 			rc = scp_accept(d, &a);
 			if (rc < 0) {
 				cleanup_subs(true);
-				drop_assoc(d, true);
+				drop_assoc(d, END_ABORT);
 				return rc;
 			}
 			if (a)
@@ -735,12 +725,12 @@ static int retrieve(diana__dimse *d, const diana__dimse_query *q, const char *de
 		if (c.bad()) {
 			rc = cond_error(d, c, op);
 			cleanup_subs(true);
-			drop_assoc(d, true);
+			drop_assoc(d, end_for(rc));
 			return rc;
 		}
 		if (is_get && rsp.CommandField == DIMSE_C_STORE_RQ) {
 			if ((rc = receive_store(r, d->assoc, rpc, &rsp.msg.CStoreRQ)) < 0) {
-				drop_assoc(d, true);
+				drop_assoc(d, end_for(rc));
 				return rc;
 			}
 			continue;
@@ -777,13 +767,13 @@ static int retrieve(diana__dimse *d, const diana__dimse_query *q, const char *de
 				out.warning = m.NumberOfWarningSubOperations;
 		} else {
 			cleanup_subs(true);
-			drop_assoc(d, true);
+			drop_assoc(d, END_ABORT);
 			return diana__error_set(DIANA_EPACS, "%s: unexpected message 0x%04x from %s", op,
 			                        (unsigned)rsp.CommandField, d->peer.c_str());
 		}
 		if (responded != msg_id) {
 			cleanup_subs(true);
-			drop_assoc(d, true);
+			drop_assoc(d, END_ABORT);
 			return diana__error_set(DIANA_EPACS, "%s: answer to message %u, expected %u, from %s", op,
 			                        (unsigned)responded, (unsigned)msg_id, d->peer.c_str());
 		}
@@ -796,7 +786,7 @@ static int retrieve(diana__dimse *d, const diana__dimse_query *q, const char *de
 			if (c.bad()) {
 				rc = cond_error(d, c, op);
 				cleanup_subs(true);
-				drop_assoc(d, true);
+				drop_assoc(d, end_for(rc));
 				return rc;
 			}
 		}

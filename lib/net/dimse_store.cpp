@@ -175,9 +175,7 @@ extern "C" int diana__dimse_store(diana__dimse *d, const char *const *paths, siz
 					delete detail;
 					if (c.bad()) {
 						stop_rc = cond_error(d, c, "C-STORE");
-						ASC_abortAssociation(a);
-						ASC_dropAssociation(a);
-						ASC_destroyAssociation(&a);
+						end_assoc(a, end_for(stop_rc));
 						break;
 					}
 					status = rsp.DimseStatus;
@@ -198,13 +196,7 @@ extern "C" int diana__dimse_store(diana__dimse *d, const char *const *paths, siz
 					break;
 				}
 			}
-			if (a) {
-				OFCondition c = ASC_releaseAssociation(a);
-				if (c.bad())
-					ASC_abortAssociation(a);
-				ASC_dropAssociation(a);
-				ASC_destroyAssociation(&a);
-			}
+			end_assoc(a, END_RELEASE);
 		}
 		if (res)
 			*res = out;

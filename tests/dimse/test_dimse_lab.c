@@ -1257,3 +1257,33 @@ Test(dimse, peer_killed_mid_store_is_econnect_no_sigpipe)
 		cr_assert_eq(system(cmd), 0);
 	}
 }
+
+Test(dimse, peer_silent_within_an_operation_is_etimedout)
+{
+	/* the lab PACS is this test run's own: freeze it for a moment */
+	struct study s = ct();
+	pid_t pacs_pid = (pid_t)atoi(env("DIANA_LAB_PACS_PID"));
+	diana__dimse_options o = pacs_opts();
+	diana__dimse *d = NULL;
+	diana__dimse_query q = { DIANA__DIMSE_STUDY_ROOT, DIANA__DIMSE_LEVEL_STUDY, NULL, NULL };
+	char json[256];
+	int64_t t0, dt;
+	int rc;
+	cr_assert_gt(pacs_pid, 1);
+	o.dimse_timeout_ms = 1000;
+	cr_assert_eq(diana__dimse_new(&d, &o), 0);
+	cr_assert_eq(diana__dimse_echo(d), 0, "%s", diana_error_message()); /* association up */
+	snprintf(json, sizeof(json), "{\"00080050\":{\"vr\":\"SH\",\"Value\":[\"%s\"]}}", s.acc);
+	q.keys_json = json;
+	cr_assert_eq(kill(pacs_pid, SIGSTOP), 0);
+	t0 = diana__now_ms();
+	rc = diana__dimse_find(d, &q, collect, &(struct answers){ 0 }, NULL);
+	dt = diana__now_ms() - t0;
+	kill(pacs_pid, SIGCONT);
+	cr_assert_eq(rc, DIANA_ETIMEDOUT, "%d: %s", rc, diana_error_message());
+	cr_assert(dt >= 900 && dt < 3000, "timed out after %lld ms", (long long)dt);
+	assert_no_phi(diana_error_message(), &s);
+	/* the aborted association is replaced on the next call */
+	cr_assert_eq(diana__dimse_echo(d), 0, "%s", diana_error_message());
+	diana__dimse_free(d);
+}
