@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages libdiana needs, only when missing.
 
 DIANA_BUILD_PACKAGES="meson ninja-build pkg-config cmake gcc g++ libgdcm-dev libcurl4-openssl-dev
-libcjson-dev libssl-dev zlib1g-dev"
+libcjson-dev libssl-dev zlib1g-dev libdcmtk-dev"
 DIANA_TEST_PACKAGES="libcriterion-dev orthanc orthanc-dicomweb dcmtk abigail-tools python3 python3-pytest
 python3-pydicom python3-numpy curl iproute2 binutils"
 
