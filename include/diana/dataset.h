@@ -24,12 +24,14 @@ typedef enum diana_open_flag_t {
 	/**
 	 * Accept nonconformant input that can still be parsed unambiguously
 	 * (missing file meta elements, invalid IS/DS/UI values, non-standard
-	 * VR bytes read with a 2-byte length, file meta without preamble,
-	 * non-zero delimiter lengths). Without it such files fail with
-	 * DIANA_EDICOM: a pipeline that de-identifies data must not guess.
-	 * Truncated or unparsable data (lengths beyond the input, missing
-	 * delimiters, a dataset not encoded as its transfer syntax says,
-	 * duplicate elements) is refused either way.
+	 * VR bytes followed by a 2-byte length when the dictionary VR has one,
+	 * file meta without preamble, non-zero delimiter lengths (read as 0),
+	 * encapsulated pixel data in an implicit VR dataset, file meta elements
+	 * inside the dataset). Without it such files fail with DIANA_EDICOM: a
+	 * pipeline that de-identifies data must not guess. Truncated or
+	 * unparsable data (lengths beyond the input, missing delimiters, a
+	 * dataset not encoded as its transfer syntax says, duplicate elements,
+	 * defects GDCM has to repair to read the data) is refused either way.
 	 */
 	DIANA_OPEN_LENIENT = 1u << 0,
 	/** Stop reading before Pixel Data (7FE0,0010): faster header-only access. */
@@ -61,16 +63,29 @@ DIANA_API int diana_dataset_options_init(diana_dataset_options *opts, uint32_t v
  * in any transfer syntax whose UID is under 1.2.840.10008.1.2 (deflated
  * datasets are inflated), or a raw dataset without preamble and file meta
  * that begins with a group 0008 element (Implicit or Explicit VR Little
- * Endian, detected). On success `*out` owns the dataset.
+ * Endian, or Explicit VR Big Endian, detected). On success `*out` owns the
+ * dataset. GDCM reads the bytes; libdiana checks what it read (see
+ * doc/dataset.md).
  *
- * Checked in both modes: every length against the bytes that remain,
+ * Checked in both modes: every length against the bytes that remain and
+ * against its enclosing item or sequence (before anything is allocated),
  * sequence, item and pixel data delimiters, VR bytes, duplicate tags,
- * length of binary numbers. Checked unless DIANA_OPEN_LENIENT: IS syntax
- * and 32-bit range, DS syntax, UI syntax and 64-byte limit, a Transfer
- * Syntax UID in the file meta, and Media Storage SOP Class and Instance
- * UIDs both present or both absent (old files carry neither). Elements
- * out of tag order are sorted; public elements stored with VR UN get
- * their dictionary VR; private elements of implicit VR data are UN.
+ * length of binary numbers, nesting (at most 64 levels of sequences, fewer
+ * on threads with small stacks; at most 6 levels of sequences of undefined
+ * length inside one of defined length), odd value lengths inside sequences
+ * of defined length, and GDCM's warnings: a file GDCM had to repair is
+ * refused. Checked unless DIANA_OPEN_LENIENT: IS syntax and 32-bit range,
+ * DS syntax, UI syntax and 64-byte limit, a Transfer Syntax UID in the file
+ * meta, and Media Storage SOP Class and Instance UIDs both present or both
+ * absent (old files carry neither). Elements out of tag order are sorted;
+ * public elements stored with VR UN get their dictionary VR; private
+ * elements of implicit VR data are UN; encapsulated Pixel Data has VR OB.
+ *
+ * GDCM writes diagnostics on stderr by itself: the first call that reads
+ * or writes a dataset (or diana_init(), whichever comes first) routes
+ * GDCM's trace streams, which are process-wide, to the libdiana log
+ * (domain "gdcm", debug level) for the life of the process, and keeps
+ * GDCM's warnings on; diana_init() is not required.
  *
  * Errors: DIANA_EINVAL (NULL argument, bad options, input larger than
  * max_size), DIANA_ENOTFOUND / DIANA_EIO (file), DIANA_EDICOM (malformed
@@ -214,15 +229,20 @@ DIANA_API int diana_dataset_to_json(const diana_dataset *ds, uint32_t flags, cha
 /**
  * Serialise as a DICOM Part 10 file in memory (zeroed preamble, "DICM",
  * file meta, dataset) in the dataset's transfer syntax (Explicit VR Little
- * Endian for datasets built from JSON without a file meta). Sequence and
- * item lengths, fragments and element values are written as read; group
- * lengths are recomputed; the file meta is completed (version, Media
- * Storage UIDs from (0008,0016)/(0008,0018) when both are known, Transfer
- * Syntax, libdiana's Implementation Class UID when none).
+ * Endian for datasets built from JSON without a file meta), encoded by
+ * GDCM. Sequence and item lengths, fragments and element values (odd
+ * lengths included) are written as read, except that fragments are padded
+ * to an even length and a sequence or item is written with an undefined
+ * length when it holds an odd-length value or deeply nested sequences
+ * (GDCM could not compute its length safely); group lengths are
+ * recomputed; the file meta is completed (version, Media Storage UIDs from
+ * (0008,0016)/(0008,0018) when both are known, Transfer Syntax, libdiana's
+ * Implementation Class UID when none).
  * `*out` is released with diana_free().
  * Errors: DIANA_EINVAL, DIANA_EUNSUPPORTED (dataset opened with
  * DIANA_OPEN_SKIP_PIXELS), DIANA_EDICOM (encapsulated pixel data without a
- * transfer syntax, a value too long for its VR), DIANA_ENOMEM.
+ * transfer syntax, a value too long for its VR, a file meta element inside
+ * the dataset), DIANA_ENOMEM.
  * Thread safety: safe on a const dataset. Since: 0.1
  */
 DIANA_API int diana_dataset_save_memory(const diana_dataset *ds, uint8_t **out, size_t *len) DIANA_NOEXCEPT;
@@ -231,7 +251,8 @@ DIANA_API int diana_dataset_save_memory(const diana_dataset *ds, uint8_t **out, 
  * Write as a DICOM Part 10 file, as diana_dataset_save_memory(). The file
  * appears atomically (written to a temporary name in the same folder,
  * flushed, then renamed), with mode 0600 when it did not exist and the
- * mode of the file it replaces otherwise. Errors: those of
+ * mode of the file it replaces otherwise; nothing is created when the
+ * dataset cannot be encoded. Errors: those of
  * diana_dataset_save_memory(), DIANA_ENOTFOUND (no such folder), DIANA_EIO,
  * DIANA_ENOSPC.
  * Thread safety: safe on a const dataset. Since: 0.1

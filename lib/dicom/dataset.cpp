@@ -66,71 +66,41 @@ int read_options(const diana_dataset_options *opts, ParseOptions *po, uint64_t *
 	return 0;
 }
 
-/* Read the file a growing prefix at a time until the parser has what it
- * needs (DIANA_OPEN_SKIP_PIXELS: everything before Pixel Data). */
-int open_prefix(const char *path, uint64_t max_size, const ParseOptions &po, Dataset &out)
+/* A regular file is read as GDCM asks for bytes (with
+ * DIANA_OPEN_SKIP_PIXELS: nothing after the start of Pixel Data); anything
+ * else (a pipe) is read whole first. */
+int open_file(const char *path, uint64_t max_size, const ParseOptions &po, Dataset &out)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return diana__error_errno(errno, "cannot open file");
 	struct Closer {
 		int fd;
-		uint8_t *buf;
-		~Closer()
-		{
-			close(fd);
-			free(buf);
-		}
-	} c{ fd, nullptr };
+		~Closer() { close(fd); }
+	} c{ fd };
 	struct stat st;
 	if (fstat(fd, &st) < 0)
 		return diana__error_errno(errno, "cannot stat file");
 	if (S_ISDIR(st.st_mode))
 		return diana__error_set(DIANA_EIO, "is a directory");
-	if (max_size && static_cast<uint64_t>(st.st_size) > max_size)
-		return diana__error_set(DIANA_EINVAL, "file larger than the limit of %llu bytes",
-		                        static_cast<unsigned long long>(max_size));
-	size_t have = 0, cap = 0, want = 256 * 1024;
-	size_t file_size = st.st_size > 0 ? static_cast<size_t>(st.st_size) : 0;
-	bool eof = false;
-	for (;;) {
-		if (want > cap) {
-			uint8_t *p = static_cast<uint8_t *>(realloc(c.buf, want));
-			if (!p)
-				return diana__error_oom();
-			c.buf = p;
-			cap = want;
-		}
-		while (have < cap && !eof) {
-			ssize_t r = read(fd, c.buf + have, cap - have);
-			if (r < 0) {
-				if (errno == EINTR)
-					continue;
-				return diana__error_errno(errno, "cannot read file");
-			}
-			if (r == 0)
-				eof = true;
-			have += static_cast<size_t>(r);
-			if (max_size && have > max_size)
-				return diana__error_set(DIANA_EINVAL, "file larger than the limit");
-		}
-		/* a full buffer may hold the whole file: then the next round sees EOF */
-		ParseOptions p = po;
-		p.partial = !eof;
-		Dataset d;
-		try {
-			parse(c.buf, have, p, d);
-		} catch (const NeedMore &) {
-			if (eof)
-				return diana__error_set(DIANA_EDICOM, "data truncated");
-			want = cap * 4;
-			if (file_size >= cap && want > file_size + 1)
-				want = file_size + 1;
-			continue;
-		}
-		out = std::move(d);
+	if (S_ISREG(st.st_mode)) {
+		if (max_size && static_cast<uint64_t>(st.st_size) > max_size)
+			return diana__error_set(DIANA_EINVAL, "file larger than the limit of %llu bytes",
+			                        static_cast<unsigned long long>(max_size));
+		parse_file(fd, static_cast<uint64_t>(st.st_size), po, out);
 		return 0;
 	}
+	uint8_t *buf = nullptr;
+	size_t len = 0;
+	int rc = diana__file_read(path, max_size, &buf, &len);
+	if (rc)
+		return rc;
+	struct Free {
+		uint8_t *p;
+		~Free() { free(p); }
+	} f{ buf };
+	parse_memory(buf, len, po, out);
+	return 0;
 }
 
 } // namespace
@@ -163,22 +133,9 @@ extern "C" int diana_dataset_open(diana_dataset **out, const char *path,
 			return rc;
 		auto *ds = new diana_dataset();
 		std::unique_ptr<diana_dataset> guard(ds);
-		if (po.skip_pixels) {
-			rc = open_prefix(path, max_size, po, ds->d);
-			if (rc)
-				return rc;
-		} else {
-			uint8_t *buf = nullptr;
-			size_t len = 0;
-			rc = diana__file_read(path, max_size, &buf, &len);
-			if (rc)
-				return rc;
-			struct Free {
-				uint8_t *p;
-				~Free() { free(p); }
-			} f{ buf };
-			parse(buf, len, po, ds->d);
-		}
+		rc = open_file(path, max_size, po, ds->d);
+		if (rc)
+			return rc;
 		*out = guard.release();
 		return 0;
 	}
@@ -204,7 +161,7 @@ extern "C" int diana_dataset_open_memory(diana_dataset **out, const uint8_t *dat
 		if (!len)
 			return diana__error_set(DIANA_EDICOM, "input is empty");
 		std::unique_ptr<diana_dataset> ds(new diana_dataset());
-		parse(data, len, po, ds->d);
+		parse_memory(data, len, po, ds->d);
 		*out = ds.release();
 		return 0;
 	}
@@ -588,33 +545,52 @@ extern "C" int diana_dataset_save_memory(const diana_dataset *ds, uint8_t **out,
 	DIANA_CATCH_ALL
 }
 
+namespace {
+
+/* the file being written (an Error on failure, the diana error set) */
+class AtomicSink : public Sink {
+public:
+	explicit AtomicSink(diana__atomic_file *f) : f_(f) {}
+	void write(const char *p, size_t n) override
+	{
+		int rc = diana__atomic_write(f_, p, n);
+		if (rc)
+			throw Error(rc, diana_error_message());
+	}
+
+private:
+	diana__atomic_file *f_;
+};
+
+} // namespace
+
 extern "C" int diana_dataset_save(const diana_dataset *ds, const char *path) noexcept
 {
 	try {
 		if (!ds || !path)
 			return diana__error_set(DIANA_EINVAL, "NULL argument");
-		size_t n;
-		char *p = write_part10(ds->d, &n);
-		struct Free {
-			char *p;
-			~Free() { free(p); }
-		} f{ p };
+		/* nothing is created for a dataset that cannot be encoded */
+		Part10 p10(ds->d);
 		struct stat st;
 		bool existed = stat(path, &st) == 0 && S_ISREG(st.st_mode);
 		diana__atomic_file af;
 		int rc = diana__atomic_open(&af, path);
 		if (rc)
 			return rc;
-		if (existed && fchmod(af.fd, st.st_mode & 07777) < 0) {
-			rc = diana__error_errno(errno, "cannot set file mode");
-			diana__atomic_abort(&af);
-			return rc;
-		}
-		rc = diana__atomic_write(&af, p, n);
-		if (rc) {
-			diana__atomic_abort(&af);
-			return rc;
-		}
+		struct Abort {
+			diana__atomic_file *f;
+			bool armed = true;
+			~Abort()
+			{
+				if (armed)
+					diana__atomic_abort(f);
+			}
+		} guard{ &af };
+		if (existed && fchmod(af.fd, st.st_mode & 07777) < 0)
+			return diana__error_errno(errno, "cannot set file mode");
+		AtomicSink sink(&af);
+		p10.write(sink);
+		guard.armed = false;
 		return diana__atomic_commit(&af);
 	}
 	DIANA_CATCH_ALL

@@ -14,7 +14,9 @@
 extern "C" {
 #endif
 
-/** Called by diana_init()/diana_shutdown(): route GDCM's trace streams. */
+/** Called by diana_init()/diana_shutdown(): route GDCM's trace streams to
+ *  the log (the reader and writer also do it on first use; the routing
+ *  stays after shutdown, see gdcm_trace.cpp). */
 int diana__dicom_global_init(void) DIANA_NOEXCEPT;
 void diana__dicom_global_shutdown(void) DIANA_NOEXCEPT;
 

@@ -1,9 +1,11 @@
 /*
  * libdiana - in-memory model of a DICOM dataset (lib/dicom internal, C++).
  *
- * The dataset is a tree of elements parsed by our own reader (dsparse.cpp),
- * serialised by our own writer (dswrite.cpp) and exported/imported as DICOM
- * JSON (dsjson.cpp). GDCM supplies the data dictionary (dsdict.cpp).
+ * The dataset is a tree of elements. GDCM reads files into a gdcm::DataSet
+ * that dsread.cpp checks and converts into this tree; dswrite.cpp converts
+ * the tree back into a gdcm::DataSet that GDCM encodes. The tree is what
+ * get/foreach (dataset.cpp) and DICOM JSON (dsjson.cpp) work on. GDCM also
+ * supplies the data dictionary (dsdict.cpp).
  *
  * Invariants kept by every producer of the tree:
  *  - elements of an item are sorted by tag, without duplicates;
@@ -129,9 +131,6 @@ private:
 	int code_;
 };
 
-/** Parser raised because the buffer is only a prefix of the input. */
-struct NeedMore {};
-
 [[noreturn]] void fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* --- VR helpers (dsdict.cpp) ---------------------------------------------- */
@@ -179,21 +178,69 @@ const char *item_charset(const Item &it, std::string &storage);
 struct ParseOptions {
 	bool lenient = false;
 	bool skip_pixels = false;
-	bool partial = false;      /* buffer is a prefix of the input: throw NeedMore */
 	uint64_t max_inflated = 0; /* 0 = no limit */
 };
 
-/** Parse a whole input (Part 10 file or raw dataset). Throws Error / NeedMore. */
-void parse(const uint8_t *data, size_t len, const ParseOptions &opts, Dataset &out);
+/** Parse an input held in memory (Part 10 file or raw dataset). Throws Error. */
+void parse_memory(const uint8_t *data, size_t len, const ParseOptions &opts, Dataset &out);
+
+/** Parse an open file of `size` bytes, read as GDCM asks for bytes (with
+ *  skip_pixels, nothing after the start of Pixel Data is read). Throws Error. */
+void parse_file(int fd, uint64_t size, const ParseOptions &opts, Dataset &out);
+
+/** Where write_part10() puts its bytes (in chunks). May throw Error. */
+class Sink {
+public:
+	virtual ~Sink() = default;
+	virtual void write(const char *p, size_t n) = 0;
+};
+
+/** A dataset as GDCM will encode it (dswrite.cpp). The constructor finds
+ *  what cannot be encoded (throws Error) before anything is written. */
+class Part10 {
+public:
+	explicit Part10(const Dataset &ds);
+	~Part10();
+	Part10(const Part10 &) = delete;
+	Part10 &operator=(const Part10 &) = delete;
+	/** Write the file (preamble, file meta, dataset). Throws Error. */
+	void write(Sink &out) const;
+
+private:
+	struct Impl;
+	Impl *impl_;
+};
 
 /** Serialise as a Part 10 file into a malloc'd buffer (caller frees). Throws Error. */
 char *write_part10(const Dataset &ds, size_t *len);
 
-/** Complete file meta for writing (group length recomputed). Throws Error. */
+/** Complete file meta for writing (group length left for the writer). Throws Error. */
 std::vector<Element> build_meta(const Dataset &ds);
 
 /** Classify a transfer syntax UID; false for one we cannot encode. */
 bool ts_encoding(const std::string &uid, Encoding *enc);
+
+/* --- GDCM's trace streams (gdcm_trace.cpp) ---------------------------------- */
+
+/** What GDCM reported on this thread: warnings, errors and failed
+ *  assertions (count), and the message line of the first (no source file,
+ *  no function, printable ASCII, at most 120 bytes). */
+struct TraceCapture {
+	unsigned long count = 0;
+	std::string first;
+};
+
+/** Route GDCM's trace streams into the libdiana log and the capture.
+ *  Idempotent and thread-safe (std::call_once); also re-routes them if
+ *  something changed GDCM's process-wide trace settings since. */
+void trace_install();
+
+/** This thread's capture. */
+const TraceCapture &trace_current();
+
+/** Install `c` as this thread's capture and return the previous one:
+ *  `TraceCapture saved = trace_swap({}); ...; TraceCapture mine = trace_swap(saved);` */
+TraceCapture trace_swap(TraceCapture c);
 
 /* --- JSON (dsjson.cpp) -------------------------------------------------------- */
 
@@ -245,6 +292,17 @@ public:
 			throw std::bad_alloc();
 		d_ = p;
 		cap_ = c;
+	}
+	/** Make room for `total` bytes in all, exactly (no doubling). */
+	void reserve_total(size_t total)
+	{
+		if (total <= cap_)
+			return;
+		char *p = static_cast<char *>(realloc(d_, total));
+		if (!p)
+			throw std::bad_alloc();
+		d_ = p;
+		cap_ = total;
 	}
 	void put(const void *p, size_t len)
 	{

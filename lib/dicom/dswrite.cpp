@@ -1,15 +1,32 @@
 /*
- * libdiana - DICOM writer: the model of dsmodel.h as a Part 10 file.
+ * libdiana - DICOM writer: the model of dsmodel.h becomes a gdcm::DataSet
+ * (and a gdcm::FileMetaInformation) that GDCM encodes.
  *
- * Keeps the dataset's transfer syntax, the definedness of sequence and item
- * lengths, fragments of encapsulated pixel data and odd value lengths as
- * read, so that an unchanged dataset is written back byte for byte (apart
- * from a zeroed preamble and completed file meta). Group lengths
- * (gggg,0000) are recomputed.
+ * GDCM writes the preamble (gdcm::Preamble), the file meta and the dataset
+ * (gdcm::DataSet::Write over gdcm::ExplicitDataElement or
+ * gdcm::ImplicitDataElement, in the dataset's byte order), streaming into a
+ * Sink (a memory buffer, or the temporary file of an atomic save). What
+ * libdiana adds: the file meta completed by build_meta(), group lengths
+ * recomputed (the bytes GDCM writes for the rest of the group, counted by
+ * writing them), deflate for the deflated transfer syntax (zlib), values
+ * GDCM writes from the model's memory (ExternalValue, no copy), and the
+ * specialisations of dsgdcm.h so that odd value lengths are written as
+ * read. The transfer syntax, the definedness of sequence and item lengths
+ * and the fragments of encapsulated pixel data are kept, so an unchanged
+ * dataset is written back byte for byte, apart from a zeroed preamble, the
+ * completed file meta, recomputed group lengths, encapsulated Pixel Data as
+ * OB, fragments padded to an even length, and containers GDCM could not
+ * measure safely (see has_odd and MAX_WALKED_LEVELS) written with an
+ * undefined length.
  * SPDX-License-Identifier: MIT
  */
+#include "dsgdcm.h"
+
 #include <algorithm>
 #include <cstdlib>
+#include <iterator>
+#include <memory>
+#include <type_traits>
 #include <cstring>
 #include <new>
 #include <string>
@@ -19,6 +36,78 @@
 #include "../core/core.h"
 #include "dsmodel.h"
 
+/* GDCM's writers of value lengths and values, minus the padding of odd
+ * lengths (and, without swapping, minus a copy of the value) */
+namespace gdcm {
+
+template <> const std::ostream &VL::Write<diana_dcm::SwapLE>(std::ostream &os) const
+{
+	uint32_t copy = ValueLength;
+	diana_dcm::SwapLE::SwapArray(&copy, 1);
+	return os.write(reinterpret_cast<char *>(&copy), sizeof(uint32_t));
+}
+
+template <> const std::ostream &VL::Write<diana_dcm::SwapBE>(std::ostream &os) const
+{
+	uint32_t copy = ValueLength;
+	diana_dcm::SwapBE::SwapArray(&copy, 1);
+	return os.write(reinterpret_cast<char *>(&copy), sizeof(uint32_t));
+}
+
+template <> const std::ostream &VL::Write16<diana_dcm::SwapLE>(std::ostream &os) const
+{
+	uint16_t copy = static_cast<uint16_t>(ValueLength);
+	diana_dcm::SwapLE::SwapArray(&copy, 1);
+	return os.write(reinterpret_cast<char *>(&copy), sizeof(uint16_t));
+}
+
+template <> const std::ostream &VL::Write16<diana_dcm::SwapBE>(std::ostream &os) const
+{
+	uint16_t copy = static_cast<uint16_t>(ValueLength);
+	diana_dcm::SwapBE::SwapArray(&copy, 1);
+	return os.write(reinterpret_cast<char *>(&copy), sizeof(uint16_t));
+}
+
+} // namespace gdcm
+
+namespace {
+
+template <typename TSwap, typename TType>
+const std::ostream &write_value(std::ostream &os, const gdcm::ByteValue &bv)
+{
+	size_t n = static_cast<uint32_t>(bv.GetLength());
+	if (!n)
+		return os;
+	const diana_dcm::ExternalValue *bo = dynamic_cast<const diana_dcm::ExternalValue *>(&bv);
+	const char *p = bo ? bo->data() : bv.GetPointer();
+	if (sizeof(TType) == 1 || std::is_same<TSwap, diana_dcm::SwapLE>::value)
+		return os.write(p, static_cast<std::streamsize>(n));
+	std::string copy(p, n);
+	TSwap::SwapArray(reinterpret_cast<TType *>(&copy[0]), n / sizeof(TType));
+	return os.write(copy.data(), static_cast<std::streamsize>(n));
+}
+
+} // namespace
+
+namespace gdcm {
+
+#define DIANA_BV_WRITE(S, T)                                                                     \
+	template <> std::ostream const &ByteValue::Write<diana_dcm::S, T>(std::ostream & os) const   \
+	{                                                                                            \
+		return const_cast<std::ostream &>(write_value<diana_dcm::S, T>(os, *this));              \
+	}
+DIANA_BV_WRITE(SwapLE, uint8_t)
+DIANA_BV_WRITE(SwapLE, uint16_t)
+DIANA_BV_WRITE(SwapLE, uint32_t)
+DIANA_BV_WRITE(SwapLE, uint64_t)
+DIANA_BV_WRITE(SwapBE, uint8_t)
+DIANA_BV_WRITE(SwapBE, uint16_t)
+DIANA_BV_WRITE(SwapBE, uint32_t)
+DIANA_BV_WRITE(SwapBE, uint64_t)
+#undef DIANA_BV_WRITE
+
+} // namespace gdcm
+
 namespace diana_dcm {
 
 namespace {
@@ -27,139 +116,265 @@ namespace {
 constexpr const char *IMPL_CLASS_UID = "2.25.181521075899651419384111595336507994547";
 constexpr const char *IMPL_VERSION = "LIBDIANA_" DIANA_VERSION_STRING;
 
-class Writer {
+/* GDCM's recursive writing calls the stream buffer at every level */
+void check_depth()
+{
+	if (stack_exhausted())
+		fail(DIANA_EDICOM, "sequences nested too deeply to be written");
+}
+
+/* GDCM writes into a Sink, through a buffer */
+class SinkBuf : public std::streambuf {
 public:
-	Writer(Buf &o, bool explicit_vr, bool be) : o_(o), explicit_(explicit_vr), be_(be) {}
+	explicit SinkBuf(Sink &s) : s_(s), buf_(new char[SIZE]) { setp(buf_.get(), buf_.get() + SIZE); }
+	void finish() { drain(); }
 
-	void tag(uint32_t t)
+protected:
+	std::streamsize xsputn(const char *p, std::streamsize n) override
 	{
-		o_.u16(static_cast<uint16_t>(t >> 16), be_);
-		o_.u16(static_cast<uint16_t>(t & 0xFFFF), be_);
+		check_depth();
+		size_t k = static_cast<size_t>(n);
+		if (k >= SIZE) {
+			drain();
+			s_.write(p, k); /* large values: no copy into the buffer */
+			return n;
+		}
+		if (k > static_cast<size_t>(epptr() - pptr()))
+			drain();
+		memcpy(pptr(), p, k);
+		pbump(static_cast<int>(k));
+		return n;
 	}
-
-	/* writes the header; returns the offset of the 4-byte length (SIZE_MAX for short form) */
-	size_t header(uint32_t t, uint16_t vr, uint32_t len)
+	int_type overflow(int_type ch) override
 	{
-		tag(t);
-		if (!explicit_) {
-			size_t at = o_.size();
-			o_.u32(len, be_);
-			return at;
+		drain();
+		if (ch != traits_type::eof()) {
+			*pptr() = static_cast<char>(ch);
+			pbump(1);
 		}
-		if (!vr_known(vr))
-			vr = VR_UN;
-		char v[2] = { static_cast<char>(vr >> 8), static_cast<char>(vr & 0xFF) };
-		o_.put(v, 2);
-		if (vr_long_form(vr)) {
-			o_.u16(0, be_);
-			size_t at = o_.size();
-			o_.u32(len, be_);
-			return at;
-		}
-		if (len > 0xFFFF)
-			fail(DIANA_EDICOM, "value of element (%04X,%04X) is too long for VR %s",
-			     t >> 16, t & 0xFFFF, vr_str(vr).c_str());
-		o_.u16(static_cast<uint16_t>(len), be_);
-		return SIZE_MAX;
-	}
-
-	void elements(const std::vector<Element> &elems)
-	{
-		size_t gl_at = SIZE_MAX, gl_start = 0;
-		uint16_t gl_group = 0;
-		for (const Element &el : elems) {
-			uint16_t g = static_cast<uint16_t>(el.tag >> 16);
-			if (gl_at != SIZE_MAX && g != gl_group) {
-				patch_group_length(gl_at, gl_start);
-				gl_at = SIZE_MAX;
-			}
-			if ((el.tag & 0xFFFF) == 0 && el.vr == VR_UL && el.value.size() == 4) {
-				header(el.tag, VR_UL, 4);
-				gl_at = o_.size();
-				o_.u32(0, be_);
-				gl_start = o_.size();
-				gl_group = g;
-				continue;
-			}
-			element(el);
-		}
-		if (gl_at != SIZE_MAX)
-			patch_group_length(gl_at, gl_start);
-	}
-
-	void element(const Element &el)
-	{
-		if (el.vr == VR_SQ) {
-			size_t at = header(el.tag, VR_SQ, el.undef_len ? UNDEFINED_LENGTH : 0);
-			size_t start = o_.size();
-			for (const Item &it : el.items)
-				item(it);
-			if (el.undef_len) {
-				tag(TAG_SEQ_DELIM);
-				o_.u32(0, be_);
-			} else {
-				patch_length(at, start, el.tag);
-			}
-			return;
-		}
-		if (el.encapsulated) {
-			header(el.tag, el.vr, UNDEFINED_LENGTH);
-			for (const std::string &f : el.frags) {
-				if (f.size() >= UNDEFINED_LENGTH)
-					fail(DIANA_EDICOM, "pixel data fragment too large");
-				tag(TAG_ITEM);
-				o_.u32(static_cast<uint32_t>(f.size()), be_);
-				o_.put(f.data(), f.size());
-			}
-			tag(TAG_SEQ_DELIM);
-			o_.u32(0, be_);
-			return;
-		}
-		if (el.value.size() >= UNDEFINED_LENGTH)
-			fail(DIANA_EDICOM, "value of element (%04X,%04X) too large", el.tag >> 16, el.tag & 0xFFFF);
-		header(el.tag, el.vr, static_cast<uint32_t>(el.value.size()));
-		unsigned ws = vr_word_size(el.vr);
-		if (be_ && el.vr != VR_UN && ws > 1) {
-			std::string v = el.value;
-			swap_words(v, ws);
-			o_.put(v.data(), v.size());
-		} else {
-			o_.put(el.value.data(), el.value.size());
-		}
-	}
-
-	void item(const Item &it)
-	{
-		tag(TAG_ITEM);
-		size_t at = o_.size();
-		o_.u32(it.undef_len ? UNDEFINED_LENGTH : 0, be_);
-		size_t start = o_.size();
-		elements(it.elems);
-		if (it.undef_len) {
-			tag(TAG_ITEM_DELIM);
-			o_.u32(0, be_);
-		} else {
-			patch_length(at, start, TAG_ITEM);
-		}
+		return traits_type::not_eof(ch);
 	}
 
 private:
-	void patch_length(size_t at, size_t start, uint32_t t)
+	void drain()
 	{
-		size_t len = o_.size() - start;
-		if (len >= UNDEFINED_LENGTH)
-			fail(DIANA_EDICOM, "element (%04X,%04X) too large for a defined length", t >> 16, t & 0xFFFF);
-		o_.patch32(at, static_cast<uint32_t>(len), be_);
-	}
-	void patch_group_length(size_t at, size_t start)
-	{
-		size_t len = o_.size() - start;
-		o_.patch32(at, len >= UNDEFINED_LENGTH ? 0 : static_cast<uint32_t>(len), be_);
+		size_t k = static_cast<size_t>(pptr() - pbase());
+		if (k)
+			s_.write(pbase(), k);
+		setp(buf_.get(), buf_.get() + SIZE);
 	}
 
-	Buf &o_;
-	bool explicit_, be_;
+	static constexpr size_t SIZE = 16384;
+	Sink &s_;
+	std::unique_ptr<char[]> buf_; /* not on the stack: writing may run on small thread stacks */
 };
+
+class BufSink : public Sink {
+public:
+	explicit BufSink(Buf &b) : b_(b) {}
+	void write(const char *p, size_t n) override { b_.put(p, n); }
+
+private:
+	Buf &b_;
+};
+
+/* ... or only counts */
+class CountBuf : public std::streambuf {
+public:
+	uint64_t n = 0;
+
+protected:
+	std::streamsize xsputn(const char *, std::streamsize k) override
+	{
+		check_depth();
+		n += static_cast<uint64_t>(k);
+		return k;
+	}
+	int_type overflow(int_type ch) override
+	{
+		if (ch != traits_type::eof())
+			n++;
+		return traits_type::not_eof(ch);
+	}
+};
+
+struct Enc {
+	bool expl;
+	bool be;
+};
+
+template <typename TDE, typename TSwap> void write_element(std::ostream &os, const gdcm::DataElement &de)
+{
+	de.Write<TDE, TSwap>(os);
+}
+
+/* bytes GDCM writes for `de` */
+uint64_t written_size(const gdcm::DataElement &de, Enc e)
+{
+	CountBuf cb;
+	std::ostream os(&cb);
+	os.exceptions(std::ios::badbit);
+	if (!e.expl)
+		write_element<gdcm::ImplicitDataElement, SwapLE>(os, de);
+	else if (e.be)
+		write_element<gdcm::ExplicitDataElement, SwapBE>(os, de);
+	else
+		write_element<gdcm::ExplicitDataElement, SwapLE>(os, de);
+	return cb.n;
+}
+
+gdcm::VR gdcm_vr(uint16_t vr)
+{
+	char s[3] = { static_cast<char>(vr >> 8), static_cast<char>(vr & 0xFF), 0 };
+	return gdcm::VR(gdcm::VR::GetVRTypeFromFile(s));
+}
+
+gdcm::Tag gdcm_tag(uint32_t tag)
+{
+	return gdcm::Tag(static_cast<uint16_t>(tag >> 16), static_cast<uint16_t>(tag & 0xFFFF));
+}
+
+/* GDCM sums the lengths inside a sequence or item of defined length with
+ * code that asserts they are even: such containers holding an odd-length
+ * value anywhere are written with undefined lengths instead */
+bool has_odd(const Element &el)
+{
+	if (el.vr == VR_SQ) {
+		for (const Item &it : el.items)
+			for (const Element &c : it.elems)
+				if (has_odd(c))
+					return true;
+		return false;
+	}
+	return !el.encapsulated && (el.value.size() & 1);
+}
+
+/* GDCM computes the length of a sequence or item of defined length by
+ * walking its content, and its walk (compiled with assertions that repeat
+ * it) takes time exponential in the number of sequences it descends into:
+ * those of undefined length, and in implicit VR all of them. A container
+ * with more such levels below it than this is written with an undefined
+ * length instead. */
+constexpr int MAX_WALKED_LEVELS = 6;
+
+int build_set(const std::vector<Element> &elems, Enc e, gdcm::DataSet &out);
+
+/* about the size of the encoded elements (one allocation for the output) */
+size_t estimated_size(const std::vector<Element> &elems)
+{
+	size_t n = 0;
+	for (const Element &el : elems) {
+		n += 16 + el.value.size();
+		for (const std::string &f : el.frags)
+			n += 8 + f.size();
+		for (const Item &it : el.items)
+			n += 16 + estimated_size(it.elems);
+	}
+	return n;
+}
+
+/* `walked`: levels of sequences GDCM descends into to compute a length
+ * that includes this element */
+gdcm::DataElement build_element(const Element &el, Enc e, int &walked)
+{
+	check_depth();
+	walked = 0;
+	gdcm::DataElement de(gdcm_tag(el.tag));
+	uint16_t vr = el.vr;
+	unsigned g = el.tag >> 16, n = el.tag & 0xFFFF;
+	/* what GDCM writes for UN there (and counts otherwise) */
+	if (vr == VR_UN && n == 0)
+		vr = VR_UL;
+	else if (vr == VR_UN && (g & 1) && n >= 0x10 && n <= 0xFF)
+		vr = VR_LO;
+	de.SetVR(gdcm_vr(vr));
+
+	if (vr == VR_SQ) {
+		bool odd = has_odd(el);
+		int below = 0;
+		gdcm::SmartPointer<gdcm::SequenceOfItems> sq = new gdcm::SequenceOfItems;
+		for (const Item &it : el.items) {
+			gdcm::Item gi;
+			int w = build_set(it.elems, e, gi.GetNestedDataSet());
+			below = std::max(below, w);
+			if (it.undef_len || odd || w > MAX_WALKED_LEVELS)
+				gi.SetVLToUndefined();
+			else
+				gi.SetVL(0); /* defined: GDCM computes it when writing */
+			sq->AddItem(gi);
+		}
+		bool undef = el.undef_len || odd || below > MAX_WALKED_LEVELS;
+		walked = below + ((undef || !e.expl) ? 1 : 0);
+		if (undef) {
+			sq->SetLengthToUndefined();
+			de.SetValue(*sq);
+			de.SetVLToUndefined();
+		} else {
+			sq->SetLength(0);
+			gdcm::VL len = e.expl ? sq->ComputeLength<gdcm::ExplicitDataElement>()
+			                      : sq->ComputeLength<gdcm::ImplicitDataElement>();
+			sq->SetLength(len);
+			de.SetValue(*sq);
+		}
+		return de;
+	}
+	if (el.encapsulated) {
+		gdcm::SmartPointer<gdcm::SequenceOfFragments> sf = new gdcm::SequenceOfFragments;
+		for (size_t i = 0; i < el.frags.size(); i++) {
+			const std::string &f = el.frags[i];
+			if (f.size() >= UNDEFINED_LENGTH - 1)
+				fail(DIANA_EDICOM, "pixel data fragment too large");
+			/* fragments have even lengths (PS3.5 A.4): GDCM pads with a 0 */
+			if (i == 0)
+				sf->GetTable().SetByteValue(f.data(), static_cast<uint32_t>(f.size()));
+			else {
+				gdcm::Fragment frag;
+				frag.SetByteValue(f.data(), static_cast<uint32_t>(f.size()));
+				sf->AddFragment(frag);
+			}
+		}
+		de.SetValue(*sf);
+		de.SetVL(gdcm::VL(UNDEFINED_LENGTH)); /* SetVLToUndefined() asserts SQ or UN */
+		return de;
+	}
+	size_t size = el.value.size();
+	if (size >= UNDEFINED_LENGTH)
+		fail(DIANA_EDICOM, "value of element (%04X,%04X) too large", g, n);
+	if (e.expl && !vr_long_form(vr) && size > 0xFFFF)
+		fail(DIANA_EDICOM, "value of element (%04X,%04X) is too long for VR %s", g, n, vr_str(vr).c_str());
+	if (size) {
+		/* the length as it is (odd or not), the bytes where they are */
+		gdcm::SmartPointer<gdcm::ByteValue> bv = new ExternalValue(el.value.data(), static_cast<uint32_t>(size));
+		de.SetValue(*bv);
+	}
+	return de;
+}
+
+int build_set(const std::vector<Element> &elems, Enc e, gdcm::DataSet &out)
+{
+	gdcm::DataSet::DataElementSet &des = out.GetDES();
+	int walked = 0;
+	for (const Element &el : elems) {
+		int w;
+		des.insert(des.end(), build_element(el, e, w)); /* sorted already */
+		walked = std::max(walked, w);
+	}
+	/* group lengths: the bytes written for the rest of the group */
+	for (auto it = des.begin(); it != des.end(); ++it) {
+		const gdcm::Tag &t = it->GetTag();
+		if (t.GetElement() != 0 || it->GetVR() != gdcm::VR::UL || it->GetVL() != 4)
+			continue;
+		uint64_t len = 0;
+		for (auto jt = std::next(it); jt != des.end() && jt->GetTag().GetGroup() == t.GetGroup(); ++jt)
+			len += written_size(*jt, e);
+		uint32_t v = len >= UNDEFINED_LENGTH ? 0 : static_cast<uint32_t>(len);
+		gdcm::DataElement gl(t, 4, gdcm::VR::UL);
+		gl.SetByteValue(reinterpret_cast<const char *>(&v), 4);
+		gdcm::DataElement &target = const_cast<gdcm::DataElement &>(*it); /* same tag: order kept */
+		target = gl;
+	}
+	return walked;
+}
 
 std::string ui_value(const std::string &s)
 {
@@ -183,22 +398,30 @@ void set_meta(std::vector<Element> &m, uint32_t tag, uint16_t vr, const std::str
 	el.vr = vr;
 	el.value = value;
 	auto it = std::lower_bound(m.begin(), m.end(), tag,
-	                           [](const Element &e, uint32_t t) { return e.tag < t; });
+	                           [](const Element &x, uint32_t t) { return x.tag < t; });
 	if (it != m.end() && it->tag == tag)
 		*it = std::move(el);
 	else
 		m.insert(it, std::move(el));
 }
 
-void deflate_into(Buf &o, const char *p, size_t n)
+void deflate_into(std::ostream &o, const char *p, size_t n)
 {
 	z_stream zs;
 	memset(&zs, 0, sizeof zs);
 	if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK)
 		throw std::bad_alloc();
-	size_t done = 0;
+	size_t done = 0, total = 0;
 	int rc;
-	char buf[65536];
+	constexpr size_t BUF = 65536;
+	std::unique_ptr<char[]> mem;
+	try {
+		mem.reset(new char[BUF]);
+	} catch (...) {
+		deflateEnd(&zs);
+		throw;
+	}
+	char *buf = mem.get();
 	do {
 		size_t chunk = n - done > 1u << 30 ? 1u << 30 : n - done;
 		zs.next_in = reinterpret_cast<Bytef *>(const_cast<char *>(p + done));
@@ -206,27 +429,26 @@ void deflate_into(Buf &o, const char *p, size_t n)
 		int flush = done + chunk == n ? Z_FINISH : Z_NO_FLUSH;
 		do {
 			zs.next_out = reinterpret_cast<Bytef *>(buf);
-			zs.avail_out = sizeof buf;
+			zs.avail_out = BUF;
 			rc = deflate(&zs, flush);
 			if (rc == Z_STREAM_ERROR) {
 				deflateEnd(&zs);
 				fail(DIANA_ERROR, "deflate failed");
 			}
 			try {
-				o.put(buf, sizeof buf - zs.avail_out);
+				o.write(buf, static_cast<std::streamsize>(BUF - zs.avail_out));
 			} catch (...) {
 				deflateEnd(&zs);
 				throw;
 			}
+			total += BUF - zs.avail_out;
 		} while (zs.avail_out == 0);
 		done += chunk;
 	} while (rc != Z_STREAM_END);
 	deflateEnd(&zs);
 	/* PS3.5 A.5: the deflated stream is padded to an even length */
-	if (o.size() & 1) {
-		char z = 0;
-		o.put(&z, 1);
-	}
+	if (total & 1)
+		o.put('\0');
 }
 
 } // namespace
@@ -267,12 +489,45 @@ std::vector<Element> build_meta(const Dataset &ds)
 			ver.push_back(' ');
 		set_meta(m, 0x00020013, VR_SH, ver);
 	}
-	/* group length: value patched by the writer */
+	/* group length: value computed by the writer */
 	set_meta(m, 0x00020000, VR_UL, std::string(4, '\0'));
 	return m;
 }
 
-char *write_part10(const Dataset &ds, size_t *len)
+/* GDCM's reports while building or writing: the dataset cannot be encoded */
+class TraceScope {
+public:
+	TraceScope() : saved_(trace_swap(TraceCapture())) { trace_install(); }
+	~TraceScope()
+	{
+		if (!done_)
+			trace_swap(std::move(saved_));
+	}
+	TraceScope(const TraceScope &) = delete;
+	TraceScope &operator=(const TraceScope &) = delete;
+	void check()
+	{
+		done_ = true;
+		TraceCapture mine = trace_swap(std::move(saved_));
+		if (mine.count)
+			fail(DIANA_EDICOM, "GDCM could not encode the dataset: %s", mine.first.c_str());
+	}
+
+private:
+	TraceCapture saved_;
+	bool done_ = false;
+};
+
+struct Part10::Impl {
+	Encoding enc;
+	std::vector<Element> meta; /* GDCM's elements borrow the values of these... */
+	const Dataset &ds;         /* ... and of this */
+	gdcm::FileMetaInformation fmi;
+	gdcm::DataSet body;
+	explicit Impl(const Dataset &d) : ds(d) {}
+};
+
+Part10::Part10(const Dataset &ds) : impl_(nullptr)
 {
 	if (ds.pixels_skipped)
 		fail(DIANA_EUNSUPPORTED, "dataset was read without its pixel data (DIANA_OPEN_SKIP_PIXELS): not written");
@@ -281,24 +536,68 @@ char *write_part10(const Dataset &ds, size_t *len)
 		fail(DIANA_EDICOM, "encapsulated pixel data without a transfer syntax: give (0002,0010) in the JSON file meta");
 	if (!ts_encoding(ds.ts, &enc))
 		fail(DIANA_EDICOM, "cannot write transfer syntax of the dataset");
-	std::vector<Element> meta = build_meta(ds);
-	Buf o;
-	o.reserve(132);
-	char pre[132];
-	memset(pre, 0, 128);
-	memcpy(pre + 128, "DICM", 4);
-	o.put(pre, sizeof pre);
-	Writer mw(o, true, false);
-	mw.elements(meta);
-	if (enc == Encoding::DeflatedLE) {
-		Buf body;
-		Writer bw(body, true, false);
-		bw.elements(ds.root.elems);
-		deflate_into(o, body.data(), body.size());
-	} else {
-		Writer bw(o, enc != Encoding::ImplicitLE, enc == Encoding::ExplicitBE);
-		bw.elements(ds.root.elems);
+	std::unique_ptr<Impl> im(new Impl(ds));
+	im->enc = enc;
+	StackScope stack;
+	TraceScope trace;
+	im->meta = build_meta(ds);
+	build_set(im->meta, Enc{ true, false }, im->fmi);
+	for (const Element &el : ds.root.elems)
+		if ((el.tag >> 16) == 0x0002)
+			fail(DIANA_EDICOM, "file meta element (0002,%04X) inside the dataset: not written", el.tag & 0xFFFF);
+	build_set(ds.root.elems, Enc{ enc != Encoding::ImplicitLE, enc == Encoding::ExplicitBE }, im->body);
+	trace.check();
+	impl_ = im.release();
+}
+
+Part10::~Part10()
+{
+	delete impl_;
+}
+
+void Part10::write(Sink &out) const
+{
+	const Impl &im = *impl_;
+	StackScope stack;
+	TraceScope trace;
+	SinkBuf sb(out);
+	std::ostream os(&sb);
+	os.exceptions(std::ios::badbit);
+	im.fmi.GetPreamble().Write(os);
+	static_cast<const gdcm::DataSet &>(im.fmi).Write<gdcm::ExplicitDataElement, SwapLE>(os);
+	switch (im.enc) {
+	case Encoding::DeflatedLE: {
+		Buf raw;
+		BufSink rs(raw);
+		SinkBuf rb(rs);
+		std::ostream ros(&rb);
+		ros.exceptions(std::ios::badbit);
+		im.body.Write<gdcm::ExplicitDataElement, SwapLE>(ros);
+		rb.finish();
+		deflate_into(os, raw.data(), raw.size());
+		break;
 	}
+	case Encoding::ImplicitLE:
+		im.body.Write<gdcm::ImplicitDataElement, SwapLE>(os);
+		break;
+	case Encoding::ExplicitBE:
+		im.body.Write<gdcm::ExplicitDataElement, SwapBE>(os);
+		break;
+	default:
+		im.body.Write<gdcm::ExplicitDataElement, SwapLE>(os);
+		break;
+	}
+	sb.finish();
+	trace.check();
+}
+
+char *write_part10(const Dataset &ds, size_t *len)
+{
+	Part10 p(ds);
+	Buf o;
+	o.reserve_total(estimated_size(ds.root.elems) + 4096);
+	BufSink s(o);
+	p.write(s);
 	return o.detach(len);
 }
 

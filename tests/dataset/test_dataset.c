@@ -1364,6 +1364,231 @@ Test(dataset, strict_checks_on_forged_files)
 	free(p);
 }
 
+/* a header with another transfer syntax (even-length UID, NUL padded) */
+static size_t forge_header_ts(uint8_t *p, const char *ts)
+{
+	size_t n, l = strlen(ts);
+	memset(p, 0, 128);
+	memcpy(p + 128, "DICM", 4);
+	n = 132 + put_elem(p + 132, 0x0002, 0x0010, "UI", (uint32_t)(l + (l & 1)));
+	memcpy(p + n, ts, l);
+	n += l;
+	if (l & 1)
+		p[n++] = 0;
+	return n;
+}
+
+static void expect_refused(const uint8_t *p, size_t n, const char *want, const char *what)
+{
+	for (int lenient = 0; lenient < 2; lenient++) {
+		int rc = open_forged(p, n, lenient ? DIANA_OPEN_LENIENT : 0);
+		cr_expect_eq(rc, DIANA_EDICOM, "%s%s: %d", what, lenient ? " (lenient)" : "", rc);
+		cr_expect(single_line(diana_error_message()), "%s", what);
+		cr_expect_not_null(strstr(diana_error_message(), want), "%s: [%s]", what, diana_error_message());
+	}
+}
+
+/* GDCM repairs these while reading and reports it on its warning stream
+ * only: libdiana refuses them in both modes, naming GDCM's message (which
+ * holds no value) */
+Test(dataset, gdcm_repairs_are_refused)
+{
+	uint8_t *p = calloc(1, 4096);
+	size_t n;
+
+	/* explicit VR: (0009,xxxx) UL of length 6, read by GDCM as 4 */
+	n = forge_header(p);
+	n += put_elem(p + n, 0x0009, 0x1010, "UL", 6);
+	memcpy(p + n, "\1\2\3\4\5\6", 6);
+	n += 6;
+	n = add(p, n, 0x0010, 0x0010, "PN", "Doe^J ");
+	expect_refused(p, n, "GDCM repaired the data: Replacing VL=0x0006 with VL=0x0004", "UL of length 6");
+	cr_expect_null(strstr(diana_error_message(), "Doe"));
+
+	/* implicit VR: a length of 13, read by GDCM as 10 */
+	n = forge_header_ts(p, "1.2.840.10008.1.2");
+	n += put_elem(p + n, 0x0010, 0x0010, NULL, 13);
+	memcpy(p + n, "Doe^John^Mr.X", 13);
+	n += 13;
+	n += put_elem(p + n, 0x0010, 0x0020, NULL, 4);
+	memcpy(p + n, "ID01", 4);
+	n += 4;
+	expect_refused(p, n, "GE,13", "implicit length 13");
+	cr_expect_null(strstr(diana_error_message(), "Doe"));
+
+	/* an item of undefined length ended by the sequence delimiter */
+	n = forge_header(p);
+	n += put_elem(p + n, 0x0040, 0xA730, "SQ", 0xFFFFFFFFu);
+	n += put_elem(p + n, 0xFFFE, 0xE000, NULL, 0xFFFFFFFFu);
+	n = add(p, n, 0x0010, 0x0010, "PN", "Doe ");
+	n += put_elem(p + n, 0xFFFE, 0xE0DD, NULL, 0);
+	expect_refused(p, n, "SQ End found but no Item end found", "item without delimiter");
+
+	/* a sequence delimiter inside a sequence of defined length */
+	n = forge_header(p);
+	n += put_elem(p + n, 0x0040, 0xA730, "SQ", 28);
+	n += put_elem(p + n, 0xFFFE, 0xE000, NULL, 12);
+	n = add(p, n, 0x0010, 0x0010, "PN", "Doe ");
+	n += put_elem(p + n, 0xFFFE, 0xE0DD, NULL, 0);
+	expect_refused(p, n, "SeqDelItem found in defined length Sequence", "delimiter in defined sequence");
+	free(p);
+}
+
+Test(dataset, structure_checks_inside_sequences)
+{
+	uint8_t *p = calloc(1, 4096);
+	diana_dataset *ds = NULL;
+	size_t n, h = forge_header(p);
+
+	/* a duplicate inside an item (GDCM keeps the first and says nothing) */
+	n = h + put_elem(p + h, 0x0040, 0xA730, "SQ", 0xFFFFFFFFu);
+	n += put_elem(p + n, 0xFFFE, 0xE000, NULL, 0xFFFFFFFFu);
+	n = add(p, n, 0x0010, 0x0010, "PN", "A^B ");
+	n = add(p, n, 0x0010, 0x0010, "PN", "C^D ");
+	n += put_elem(p + n, 0xFFFE, 0xE00D, NULL, 0);
+	n += put_elem(p + n, 0xFFFE, 0xE0DD, NULL, 0);
+	expect_refused(p, n, "(0040,A730)", "duplicate in an item");
+
+	/* an item longer than its content: the next item would be read into it */
+	n = h + put_elem(p + h, 0x0040, 0xA730, "SQ", 0xFFFFFFFFu);
+	n += put_elem(p + n, 0xFFFE, 0xE000, NULL, 20);
+	n = add(p, n, 0x0010, 0x0010, "PN", "Doe ");
+	n += put_elem(p + n, 0xFFFE, 0xE000, NULL, 12);
+	n = add(p, n, 0x0010, 0x0010, "PN", "Foo ");
+	n += put_elem(p + n, 0xFFFE, 0xE0DD, NULL, 0);
+	expect_refused(p, n, "overruns", "item length too long");
+
+	/* a non-zero delimiter length: refused strictly, read as 0 leniently */
+	n = h + put_elem(p + h, 0x0040, 0xA730, "SQ", 0xFFFFFFFFu);
+	n += put_elem(p + n, 0xFFFE, 0xE000, NULL, 0xFFFFFFFFu);
+	n = add(p, n, 0x0010, 0x0010, "PN", "Doe ");
+	n += put_elem(p + n, 0xFFFE, 0xE00D, NULL, 4);
+	n += put_elem(p + n, 0xFFFE, 0xE0DD, NULL, 0);
+	cr_expect_eq(open_forged(p, n, 0), DIANA_EDICOM);
+	cr_expect_not_null(strstr(diana_error_message(), "non-zero length"), "%s", diana_error_message());
+	cr_expect_eq(open_forged(p, n, DIANA_OPEN_LENIENT), 0, "%s", diana_error_message());
+
+	/* an odd length inside an item of undefined length: kept as is, and
+	 * written back as is; inside a sequence of defined length: refused */
+	n = h + put_elem(p + h, 0x0040, 0xA730, "SQ", 0xFFFFFFFFu);
+	n += put_elem(p + n, 0xFFFE, 0xE000, NULL, 0xFFFFFFFFu);
+	n += put_elem(p + n, 0x0009, 0x1010, "UN", 3);
+	memcpy(p + n, "\1\2\3", 3);
+	n += 3;
+	n += put_elem(p + n, 0xFFFE, 0xE00D, NULL, 0);
+	n += put_elem(p + n, 0xFFFE, 0xE0DD, NULL, 0);
+	cr_assert_eq(diana_dataset_open_memory(&ds, p, n, NULL), 0, "%s", diana_error_message());
+	uint8_t *out = NULL, *b = NULL;
+	size_t len = 0, blen = 0;
+	cr_assert_eq(diana_dataset_save_memory(ds, &out, &len), 0, "%s", diana_error_message());
+	diana_dataset_free(ds);
+	cr_assert_eq(diana_dataset_open_memory(&ds, out, len, NULL), 0, "%s", diana_error_message());
+	cr_expect_eq(diana_dataset_get_bytes(ds, "0040A730[0].00091010", &b, &blen), 0);
+	cr_expect_eq(blen, 3);
+	diana_free(b);
+	diana_free(out);
+	diana_dataset_free(ds);
+	n = h + put_elem(p + h, 0x0040, 0xA730, "SQ", 19);
+	n += put_elem(p + n, 0xFFFE, 0xE000, NULL, 11);
+	n += put_elem(p + n, 0x0010, 0x0010, "PN", 3);
+	memcpy(p + n, "Doe", 3);
+	n += 3;
+	expect_refused(p, n, "odd length", "odd length in a defined sequence");
+
+	/* encapsulated pixel data in implicit VR: GDCM reports it; refused
+	 * strictly, accepted leniently (as before GDCM parsed) */
+	n = forge_header_ts(p, "1.2.840.10008.1.2");
+	n += put_elem(p + n, 0x0010, 0x0010, NULL, 4);
+	memcpy(p + n, "Doe ", 4);
+	n += 4;
+	n += put_elem(p + n, 0x7FE0, 0x0010, NULL, 0xFFFFFFFFu);
+	n += put_elem(p + n, 0xFFFE, 0xE000, NULL, 0);
+	n += put_elem(p + n, 0xFFFE, 0xE000, NULL, 4);
+	memcpy(p + n, "abcd", 4);
+	n += 4;
+	n += put_elem(p + n, 0xFFFE, 0xE0DD, NULL, 0);
+	cr_expect_eq(open_forged(p, n, 0), DIANA_EDICOM);
+	cr_expect_eq(open_forged(p, n, DIANA_OPEN_LENIENT), 0, "%s", diana_error_message());
+
+	/* a file meta element inside the dataset: refused strictly; read
+	 * leniently, but not written (it would duplicate the file meta) */
+	h = forge_header(p);
+	n = add(p, h, 0x0010, 0x0010, "PN", "Doe ");
+	n = add(p, n, 0x0002, 0x0003, "UI", "1.2.3.4 ");
+	cr_expect_eq(open_forged(p, n, 0), DIANA_EDICOM);
+	diana_dataset_options o = DIANA_DATASET_OPTIONS_INIT;
+	o.flags = DIANA_OPEN_LENIENT;
+	cr_assert_eq(diana_dataset_open_memory(&ds, p, n, &o), 0, "%s", diana_error_message());
+	cr_expect_eq(diana_dataset_save_memory(ds, &out, &len), DIANA_EDICOM);
+	diana_dataset_free(ds);
+	free(p);
+}
+
+/* sequences of undefined length, `k` deep, inside a sequence and item of
+ * defined length */
+static size_t forge_mixed_nesting(uint8_t *p, int k)
+{
+	size_t n = forge_header(p), m = 0;
+	uint8_t *in = calloc(1, 4096);
+	for (int i = 0; i < k; i++) {
+		m += put_elem(in + m, 0x0040, 0xA730, "SQ", 0xFFFFFFFFu);
+		m += put_elem(in + m, 0xFFFE, 0xE000, NULL, 0xFFFFFFFFu);
+	}
+	m = add(in, m, 0x0010, 0x0010, "PN", "Doe ");
+	for (int i = 0; i < k; i++) {
+		m += put_elem(in + m, 0xFFFE, 0xE00D, NULL, 0);
+		m += put_elem(in + m, 0xFFFE, 0xE0DD, NULL, 0);
+	}
+	n += put_elem(p + n, 0x0008, 0x1115, "SQ", (uint32_t)m + 8);
+	n += put_elem(p + n, 0xFFFE, 0xE000, NULL, (uint32_t)m);
+	memcpy(p + n, in, m);
+	free(in);
+	return n + m;
+}
+
+Test(dataset, nesting_limits, .timeout = 30)
+{
+	uint8_t *p = calloc(1, 1 << 16);
+	diana_dataset *ds = NULL, *back = NULL;
+	uint8_t *out = NULL;
+	size_t n, len = 0;
+
+	/* 64 levels are read and written, 65 are not */
+	for (int depth = 64; depth <= 65; depth++) {
+		n = forge_header(p);
+		for (int i = 0; i < depth; i++) {
+			n += put_elem(p + n, 0x0040, 0xA730, "SQ", 0xFFFFFFFFu);
+			n += put_elem(p + n, 0xFFFE, 0xE000, NULL, 0xFFFFFFFFu);
+		}
+		n = add(p, n, 0x0010, 0x0010, "PN", "Doe ");
+		for (int i = 0; i < depth; i++) {
+			n += put_elem(p + n, 0xFFFE, 0xE00D, NULL, 0);
+			n += put_elem(p + n, 0xFFFE, 0xE0DD, NULL, 0);
+		}
+		int rc = diana_dataset_open_memory(&ds, p, n, NULL);
+		if (depth == 65) {
+			cr_expect_eq(rc, DIANA_EDICOM);
+			cr_expect_not_null(strstr(diana_error_message(), "nested"), "%s", diana_error_message());
+			continue;
+		}
+		cr_assert_eq(rc, 0, "%s", diana_error_message());
+		cr_assert_eq(diana_dataset_save_memory(ds, &out, &len), 0, "%s", diana_error_message());
+		cr_expect_eq(diana_dataset_open_memory(&back, out, len, NULL), 0, "%s", diana_error_message());
+		diana_free(out);
+		diana_dataset_free(back);
+		diana_dataset_free(ds);
+	}
+
+	/* GDCM's length computation is exponential in the sequences of
+	 * undefined length inside one of defined length: 6 levels, no more */
+	n = forge_mixed_nesting(p, 6);
+	cr_expect_eq(open_forged(p, n, 0), 0, "%s", diana_error_message());
+	n = forge_mixed_nesting(p, 20);
+	cr_expect_eq(open_forged(p, n, 0), DIANA_EDICOM);
+	cr_expect_not_null(strstr(diana_error_message(), "more than 6 levels"), "%s", diana_error_message());
+	free(p);
+}
+
 struct thread_arg {
 	const diana_dataset *ds;
 	const char *expect_json;
