@@ -9,6 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <diana/diana.h>
 
@@ -193,13 +199,672 @@ static int cmd_version(int argc, char **argv)
 	return 0;
 }
 
+/* ---------------------------------------------------------------- anon */
+
+static void anon_help(FILE *out)
+{
+	fprintf(out,
+	        "Usage: %s anon --secret-file FILE [OPTIONS] INPUT... -o OUTDIR\n"
+	        "\n"
+	        "De-identify DICOM files (PS3.15 Basic Application Level Confidentiality\n"
+	        "Profile) into OUTDIR/<PatientID>/<StudyUID>/<SeriesUID>/<SOPInstanceUID>.dcm,\n"
+	        "named by the new (pseudonymous) values. INPUT: files or folders (recursive).\n"
+	        "Pseudonyms are keyed by the project secret: the same secret gives the same\n"
+	        "pseudonyms in every run and on every machine.\n"
+	        "\n"
+	        "Options:\n"
+	        "  --secret-file FILE  the project secret (>= 32 bytes, mode 0600); required\n"
+	        "  --option NAME       a standard option (repeatable): retain-safe-private,\n"
+	        "                      retain-uids, retain-device-identity,\n"
+	        "                      retain-institution-identity, retain-patient-characteristics,\n"
+	        "                      retain-long-full-dates, retain-long-modified-dates,\n"
+	        "                      clean-descriptors, clean-structured-content, clean-graphics\n"
+	        "  --date-shift-days N with retain-long-modified-dates: shifts in [-N, -1] days\n"
+	        "                      (default 365)\n"
+	        "  --key KEY.csv       append one row per study (originals -> pseudonyms)\n"
+	        "  --map MAP.tsv       write one line per file: input path TAB output path\n"
+	        "  -j, --jobs N        worker threads (default 1)\n"
+	        "  -o, --output OUTDIR output folder (created if needed)\n"
+	        "  -h, --help          show this help\n"
+	        "\n"
+	        "Files that are not valid DICOM are reported (path and reason) and skipped;\n"
+	        "DICOMDIR files are skipped with a note. Every output appears atomically.\n"
+	        "Exit status: 0 ok, 1 usage error, 2 an input failed or the profile is invalid.\n",
+	        progname);
+}
+
+struct anon_item {
+	char *in;
+	char *out;    /* output path, or NULL */
+	int status;   /* 0 pending, 1 written, 2 failed, 3 skipped */
+};
+
+struct anon_run {
+	diana_profile *profile;
+	const char *outdir;
+	struct anon_item *items;
+	size_t n, cap, next;
+	pthread_mutex_t lock;
+};
+
+static int anon_add(struct anon_run *r, const char *path)
+{
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? 2 * r->cap : 256;
+		struct anon_item *p = realloc(r->items, cap * sizeof *p);
+		if (!p)
+			return -1;
+		r->items = p;
+		r->cap = cap;
+	}
+	r->items[r->n].in = strdup(path);
+	r->items[r->n].out = NULL;
+	r->items[r->n].status = 0;
+	if (!r->items[r->n].in)
+		return -1;
+	r->n++;
+	return 0;
+}
+
+static int anon_name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* files under `path`, recursively, in name order */
+static int anon_collect(struct anon_run *r, const char *path)
+{
+	struct stat st;
+	DIR *d;
+	struct dirent *e;
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0;
+
+	if (stat(path, &st) < 0) {
+		fprintf(stderr, "%s anon: %s: %s\n", progname, path, strerror(errno));
+		return 1;
+	}
+	if (!S_ISDIR(st.st_mode))
+		return anon_add(r, path) < 0 ? -1 : 0;
+	if (!(d = opendir(path))) {
+		fprintf(stderr, "%s anon: %s: %s\n", progname, path, strerror(errno));
+		return 1;
+	}
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (n == cap) {
+			char **p = realloc(names, (cap = cap ? 2 * cap : 64) * sizeof *p);
+			if (!p) {
+				rc = -1;
+				break;
+			}
+			names = p;
+		}
+		if (!(names[n] = malloc(strlen(path) + strlen(e->d_name) + 2))) {
+			rc = -1;
+			break;
+		}
+		sprintf(names[n++], "%s/%s", path, e->d_name);
+	}
+	closedir(d);
+	if (rc == 0)
+		qsort(names, n, sizeof *names, anon_name_cmp);
+	for (size_t i = 0; i < n; i++) {
+		if (rc >= 0) {
+			int sub = anon_collect(r, names[i]);
+			if (sub < 0)
+				rc = -1;
+			else if (sub > 0)
+				rc = 1;
+		}
+		free(names[i]);
+	}
+	free(names);
+	return rc;
+}
+
+/* a path component from a pseudonym: [A-Za-z0-9._-] only, never "", "." or ".." */
+static void anon_component(char *dst, size_t cap, const char *v)
+{
+	size_t i = 0;
+	int dots = 1;
+	for (; v && *v && i + 1 < cap; v++, i++) {
+		char c = *v;
+		dst[i] = (isalnum((unsigned char)c) || c == '.' || c == '_' || c == '-') ? c : '_';
+		if (dst[i] != '.')
+			dots = 0;
+	}
+	dst[i] = 0;
+	if (dots)
+		snprintf(dst, cap, "unknown");
+}
+
+static int anon_mkdirs(char *path)
+{
+	for (char *p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+			*p = '/';
+			return -1;
+		}
+		*p = '/';
+	}
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+static int anon_is_dicomdir(const diana_dataset *ds)
+{
+	char *v = NULL;
+	int yes = 0;
+	if (diana_dataset_get(ds, "MediaStorageSOPClassUID", &v) == 0)
+		yes = strcmp(v, "1.2.840.10008.1.3.10") == 0;
+	diana_free(v);
+	return yes;
+}
+
+static void anon_one(struct anon_run *r, struct anon_item *it)
+{
+	diana_dataset *ds = NULL;
+	diana_deid_result *res = NULL;
+	char pid[80], study[80], series[80], sop[80];
+	char *dir = NULL, *out = NULL;
+	const char *what = "cannot read";
+	size_t len;
+
+	if (diana_dataset_open(&ds, it->in, NULL) < 0)
+		goto fail;
+	if (anon_is_dicomdir(ds)) {
+		diana_dataset_free(ds);
+		pthread_mutex_lock(&r->lock);
+		fprintf(stderr, "%s anon: %s: DICOMDIR skipped (a media directory, not an image)\n", progname,
+		        it->in);
+		pthread_mutex_unlock(&r->lock);
+		it->status = 3;
+		return;
+	}
+	what = "cannot de-identify";
+	if (diana_anonymize_dataset(r->profile, ds, &res) < 0)
+		goto fail;
+	anon_component(pid, sizeof pid, diana_deid_result_get(res, "PatientID"));
+	anon_component(study, sizeof study, diana_deid_result_get(res, "StudyInstanceUID"));
+	anon_component(series, sizeof series, diana_deid_result_get(res, "SeriesInstanceUID"));
+	anon_component(sop, sizeof sop, diana_deid_result_get(res, "SOPInstanceUID"));
+	diana_deid_result_free(res);
+	len = strlen(r->outdir) + strlen(pid) + strlen(study) + strlen(series) + strlen(sop) + 16;
+	dir = malloc(len);
+	out = malloc(len);
+	if (!dir || !out) {
+		fprintf(stderr, "%s anon: out of memory\n", progname);
+		goto fail_quiet;
+	}
+	snprintf(dir, len, "%s/%s/%s/%s", r->outdir, pid, study, series);
+	snprintf(out, len, "%s/%s.dcm", dir, sop);
+	what = "cannot write the output";
+	if (anon_mkdirs(dir) < 0) {
+		pthread_mutex_lock(&r->lock);
+		fprintf(stderr, "%s anon: %s: cannot create an output folder: %s\n", progname, it->in,
+		        strerror(errno));
+		pthread_mutex_unlock(&r->lock);
+		goto fail_quiet;
+	}
+	if (diana_dataset_save(ds, out) < 0)
+		goto fail;
+	diana_dataset_free(ds);
+	free(dir);
+	it->out = out;
+	it->status = 1;
+	return;
+fail:
+	/* the message is thread-local: read it here, on the failing thread */
+	pthread_mutex_lock(&r->lock);
+	fprintf(stderr, "%s anon: %s: %s: %s\n", progname, it->in, what,
+	        *diana_error_message() ? diana_error_message() : diana_strerror(diana_error_code()));
+	pthread_mutex_unlock(&r->lock);
+fail_quiet:
+	diana_dataset_free(ds);
+	free(dir);
+	free(out);
+	it->status = 2;
+}
+
+static void *anon_worker(void *arg)
+{
+	struct anon_run *r = arg;
+	for (;;) {
+		struct anon_item *it;
+		pthread_mutex_lock(&r->lock);
+		it = r->next < r->n ? &r->items[r->next++] : NULL;
+		pthread_mutex_unlock(&r->lock);
+		if (!it)
+			return NULL;
+		anon_one(r, it);
+	}
+}
+
+/* the map, in input order, written atomically (temporary file + rename) */
+static int anon_write_map(const struct anon_run *r, const char *path)
+{
+	size_t len = strlen(path) + 16;
+	char *tmp = malloc(len);
+	FILE *f;
+	int ok = 1;
+
+	if (!tmp)
+		return -1;
+	snprintf(tmp, len, "%s.tmp%ld", path, (long)getpid());
+	f = fopen(tmp, "w");
+	if (!f) {
+		free(tmp);
+		return -1;
+	}
+	for (size_t i = 0; i < r->n; i++)
+		if (r->items[i].status == 1)
+			fprintf(f, "%s\t%s\n", r->items[i].in, r->items[i].out);
+	ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+	ok = (fclose(f) == 0) && ok;
+	if (ok && rename(tmp, path) < 0)
+		ok = 0;
+	if (!ok)
+		unlink(tmp);
+	free(tmp);
+	return ok ? 0 : -1;
+}
+
+static int cmd_anon(int argc, char **argv)
+{
+	enum { OPT_SECRET = 256, OPT_OPTION, OPT_KEY, OPT_MAP, OPT_SHIFT };
+	static const struct option longopts[] = {
+		{ "secret-file", required_argument, NULL, OPT_SECRET },
+		{ "option", required_argument, NULL, OPT_OPTION },
+		{ "key", required_argument, NULL, OPT_KEY },
+		{ "map", required_argument, NULL, OPT_MAP },
+		{ "date-shift-days", required_argument, NULL, OPT_SHIFT },
+		{ "jobs", required_argument, NULL, 'j' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	diana_profile_options po = DIANA_PROFILE_OPTIONS_INIT;
+	struct anon_run r;
+	const char *map = NULL;
+	pthread_t *threads = NULL;
+	long jobs = 1;
+	size_t written = 0, failed = 0, skipped = 0;
+	int c, rc, collect_failed = 0;
+	char *end;
+
+	memset(&r, 0, sizeof r);
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "hj:o:", longopts, NULL)) != -1) {
+		uint32_t bit;
+		switch (c) {
+		case OPT_SECRET: po.secret_file = optarg; break;
+		case OPT_OPTION:
+			if (diana_deid_option_from_name(optarg, &bit) < 0)
+				return usage_error("anon", "unknown --option (see --help)");
+			po.options |= bit;
+			break;
+		case OPT_KEY: po.key_file = optarg; break;
+		case OPT_MAP: map = optarg; break;
+		case OPT_SHIFT:
+			errno = 0;
+			po.date_shift_max_days = (int32_t)strtol(optarg, &end, 10);
+			if (errno || *end || po.date_shift_max_days < 1 || po.date_shift_max_days > 36500)
+				return usage_error("anon", "--date-shift-days takes 1..36500");
+			break;
+		case 'j':
+			errno = 0;
+			jobs = strtol(optarg, &end, 10);
+			if (errno || *end || jobs < 1 || jobs > 256)
+				return usage_error("anon", "-j takes 1..256");
+			break;
+		case 'o': r.outdir = optarg; break;
+		case 'h': anon_help(stdout); return 0;
+		default: return usage_error("anon", "invalid option");
+		}
+	}
+	if (!po.secret_file)
+		return usage_error("anon", "--secret-file is required (there is no default secret)");
+	if (!r.outdir)
+		return usage_error("anon", "-o OUTDIR is required");
+	if (optind >= argc)
+		return usage_error("anon", "at least one INPUT is needed");
+
+	if (diana_profile_new(&r.profile, &po) < 0)
+		return fail("profile");
+	for (int i = optind; i < argc; i++) {
+		int sub = anon_collect(&r, argv[i]);
+		if (sub < 0) {
+			fprintf(stderr, "%s anon: out of memory\n", progname);
+			rc = EXIT_FAIL;
+			goto out;
+		}
+		collect_failed |= sub;
+	}
+	{
+		char *o = strdup(r.outdir);
+		if (!o || anon_mkdirs(o) < 0) {
+			fprintf(stderr, "%s anon: %s: cannot create the output folder: %s\n", progname, r.outdir,
+			        strerror(errno));
+			free(o);
+			rc = EXIT_FAIL;
+			goto out;
+		}
+		free(o);
+	}
+
+	pthread_mutex_init(&r.lock, NULL);
+	if ((size_t)jobs > r.n)
+		jobs = r.n ? (long)r.n : 1;
+	threads = calloc((size_t)jobs, sizeof *threads);
+	if (!threads) {
+		rc = EXIT_FAIL;
+		goto out_lock;
+	}
+	for (long i = 1; i < jobs; i++) {
+		if (pthread_create(&threads[i], NULL, anon_worker, &r) != 0) {
+			jobs = i;
+			break;
+		}
+	}
+	anon_worker(&r);
+	for (long i = 1; i < jobs; i++)
+		pthread_join(threads[i], NULL);
+
+	for (size_t i = 0; i < r.n; i++) {
+		written += r.items[i].status == 1;
+		failed += r.items[i].status == 2;
+		skipped += r.items[i].status == 3;
+	}
+	rc = (failed || collect_failed) ? EXIT_FAIL : 0;
+	if (map && anon_write_map(&r, map) < 0) {
+		fprintf(stderr, "%s anon: %s: cannot write the map: %s\n", progname, map, strerror(errno));
+		rc = EXIT_FAIL;
+	}
+	printf("%zu written, %zu failed, %zu skipped\n", written, failed + (size_t)collect_failed, skipped);
+	if (fflush(stdout) != 0)
+		rc = EXIT_FAIL;
+out_lock:
+	pthread_mutex_destroy(&r.lock);
+out:
+	free(threads);
+	for (size_t i = 0; i < r.n; i++) {
+		free(r.items[i].in);
+		free(r.items[i].out);
+	}
+	free(r.items);
+	diana_profile_free(r.profile);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- scan */
+
+static void scan_help(FILE *out)
+{
+	fprintf(out,
+	        "Usage: %s scan [--key KEY.csv] [--value V]... [--original FILE_OR_DIR]... OUTPUT...\n"
+	        "\n"
+	        "Look for protected values (the originals' names, IDs, dates, UIDs, addresses...)\n"
+	        "in de-identified outputs: file and folder names, the preamble, the file meta and\n"
+	        "every element at any depth (decoded text and raw bytes), never pixel data.\n"
+	        "OUTPUT: files or folders (searched recursively).\n"
+	        "\n"
+	        "Options:\n"
+	        "  --key KEY.csv           protect the Original* columns of a key file\n"
+	        "  --value V               protect one value (at least 3 bytes; a person name\n"
+	        "                          as Family^Given is also searched word by word)\n"
+	        "  --original FILE_OR_DIR  protect every value the basic profile changes in these\n"
+	        "                          original files (folders: recursively)\n"
+	        "  -h, --help              show this help\n"
+	        "\n"
+	        "Prints one line per finding, PATH: WHERE: KIND (never the value), and\n"
+	        "PATH: unreadable: REASON for a file that cannot be scanned.\n"
+	        "Exit status: 0 nothing found, 1 usage error, 2 a leak or an unreadable file.\n",
+	        progname);
+}
+
+typedef struct path_list {
+	char **v;
+	size_t n, cap;
+} path_list;
+
+static int path_list_add(path_list *l, const char *p)
+{
+	char *copy;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		char **v = realloc(l->v, cap * sizeof *v);
+		if (!v)
+			return -1;
+		l->v = v;
+		l->cap = cap;
+	}
+	copy = strdup(p);
+	if (!copy)
+		return -1;
+	l->v[l->n++] = copy;
+	return 0;
+}
+
+static void path_list_free(path_list *l)
+{
+	size_t i;
+	for (i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Files under `path` (itself when a file), sorted; symbolic links to folders are not followed. */
+static int collect_files(const char *path, path_list *out)
+{
+	struct stat st;
+	DIR *d;
+	struct dirent *e;
+	path_list names = { NULL, 0, 0 };
+	size_t i;
+	int rc = 0;
+
+	if (stat(path, &st) < 0) {
+		fprintf(stderr, "%s scan: %s: %s\n", progname, path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode))
+		return path_list_add(out, path);
+	d = opendir(path);
+	if (!d) {
+		fprintf(stderr, "%s scan: %s: %s\n", progname, path, strerror(errno));
+		return -1;
+	}
+	while ((e = readdir(d)) != NULL) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (path_list_add(&names, e->d_name) < 0) {
+			rc = -1;
+			break;
+		}
+	}
+	closedir(d);
+	if (names.n)
+		qsort(names.v, names.n, sizeof *names.v, cmp_str);
+	for (i = 0; rc == 0 && i < names.n; i++) {
+		size_t len = strlen(path) + strlen(names.v[i]) + 2;
+		char *child = malloc(len);
+		struct stat lst;
+		if (!child) {
+			rc = -1;
+			break;
+		}
+		snprintf(child, len, "%s%s%s", path, path[strlen(path) - 1] == '/' ? "" : "/", names.v[i]);
+		if (lstat(child, &lst) == 0 && S_ISLNK(lst.st_mode) && stat(child, &st) == 0 && S_ISDIR(st.st_mode))
+			fprintf(stderr, "%s scan: %s: symbolic link to a folder not followed\n", progname, child);
+		else
+			rc = collect_files(child, out);
+		free(child);
+	}
+	path_list_free(&names);
+	return rc;
+}
+
+/*
+ * Print the findings of a scanner report, [{"where":"...","kind":"..."}...]:
+ * libdiana writes both fields as plain strings without escapes.
+ */
+static size_t print_findings(const char *path, const char *report)
+{
+	const char *p = report;
+	size_t n = 0;
+
+	while ((p = strstr(p, "\"where\":\"")) != NULL) {
+		const char *w = p + 9, *we = strchr(w, '"'), *k, *ke;
+		if (!we)
+			break;
+		k = strstr(we, "\"kind\":\"");
+		if (!k)
+			break;
+		k += 8;
+		ke = strchr(k, '"');
+		if (!ke)
+			break;
+		printf("%s: %.*s: %.*s\n", path, (int)(we - w), w, (int)(ke - k), k);
+		n++;
+		p = ke;
+	}
+	return n;
+}
+
+static int cmd_scan(int argc, char **argv)
+{
+	enum { OPT_KEY = 256, OPT_VALUE, OPT_ORIGINAL };
+	static const struct option longopts[] = {
+		{ "key", required_argument, NULL, OPT_KEY },
+		{ "value", required_argument, NULL, OPT_VALUE },
+		{ "original", required_argument, NULL, OPT_ORIGINAL },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	diana_dataset_options opts = DIANA_DATASET_OPTIONS_INIT;
+	diana_scanner *sc = NULL;
+	path_list originals = { NULL, 0, 0 }, outputs = { NULL, 0, 0 };
+	size_t i, nleak = 0, nbad = 0;
+	int c, rc, status = EXIT_FAIL, sources = 0;
+
+	if (diana_scanner_new(&sc) < 0)
+		return fail("scan");
+	opts.flags = DIANA_OPEN_LENIENT;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_KEY:
+			sources++;
+			if (diana_scanner_add_key_file(sc, optarg) < 0) {
+				status = fail(optarg);
+				goto out;
+			}
+			break;
+		case OPT_VALUE:
+			sources++;
+			if (diana_scanner_add_value(sc, optarg) < 0) {
+				/* never echo the value */
+				fprintf(stderr, "%s scan: --value: %s\n", progname, diana_error_message());
+				status = EXIT_USAGE;
+				goto out;
+			}
+			break;
+		case OPT_ORIGINAL:
+			sources++;
+			if (collect_files(optarg, &originals) < 0)
+				goto out;
+			break;
+		case 'h':
+			scan_help(stdout);
+			status = 0;
+			goto out;
+		default:
+			status = usage_error("scan", "invalid option");
+			goto out;
+		}
+	}
+	if (!sources) {
+		status = usage_error("scan", "nothing to look for: give --key, --value or --original");
+		goto out;
+	}
+	if (optind >= argc) {
+		status = usage_error("scan", "at least one OUTPUT is needed");
+		goto out;
+	}
+	for (i = 0; i < originals.n; i++) {
+		diana_dataset *ds = NULL;
+		if (diana_dataset_open(&ds, originals.v[i], &opts) < 0) {
+			/* not an image the engine could have de-identified */
+			fprintf(stderr, "%s scan: note: original %s not used: %s\n", progname, originals.v[i],
+			        diana_error_message());
+			continue;
+		}
+		rc = diana_scanner_add_dataset(sc, ds);
+		diana_dataset_free(ds);
+		if (rc < 0) {
+			status = fail(originals.v[i]);
+			goto out;
+		}
+	}
+	for (; optind < argc; optind++) {
+		if (collect_files(argv[optind], &outputs) < 0) {
+			nbad++;
+			printf("%s: unreadable: cannot list\n", argv[optind]);
+		}
+	}
+	for (i = 0; i < outputs.n; i++) {
+		char *report = NULL;
+		rc = diana_scanner_scan_file(sc, outputs.v[i], &report);
+		if (rc == DIANA_ELEAK) {
+			nleak++;
+			if (!report || print_findings(outputs.v[i], report) == 0)
+				printf("%s: protected data\n", outputs.v[i]);
+		} else if (rc == DIANA_EINVAL) {
+			/* the scanner holds nothing to look for: never report "clean" */
+			diana_free(report);
+			status = fail("scan");
+			goto out;
+		} else if (rc < 0) {
+			nbad++;
+			printf("%s: unreadable: %s\n", outputs.v[i], diana_error_message());
+		}
+		diana_free(report);
+	}
+	if (fflush(stdout) != 0) {
+		fprintf(stderr, "%s: cannot write output\n", progname);
+		goto out;
+	}
+	fprintf(stderr, "%s scan: %zu file%s, %zu with protected data, %zu unreadable\n", progname,
+	        outputs.n, outputs.n == 1 ? "" : "s", nleak, nbad);
+	status = (nleak || nbad) ? EXIT_FAIL : 0;
+out:
+	path_list_free(&originals);
+	path_list_free(&outputs);
+	diana_scanner_free(sc);
+	return status;
+}
+
 /* ---------------------------------------------------------- dispatch */
 
 static void help_help(FILE *out);
 static int cmd_help(int argc, char **argv);
 
 static const command commands[] = {
+	{ "anon", "de-identify DICOM files (PS3.15 profile, keyed pseudonyms)", cmd_anon, anon_help },
 	{ "dump", "print a DICOM file's elements or its DICOM JSON", cmd_dump, dump_help },
+	{ "scan", "look for protected values in de-identified files", cmd_scan, scan_help },
 	{ "version", "print version information", cmd_version, version_help },
 	{ "help", "show help for a command", cmd_help, help_help },
 };

@@ -9,5 +9,7 @@
 #include <diana/version.h>
 #include <diana/common.h>
 #include <diana/dataset.h>
+#include <diana/profile.h>
+#include <diana/scan.h>
 
 #endif /* DIANA_DIANA_H */

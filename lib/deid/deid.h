@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "profile.h.draft" /* moves to <diana/profile.h> when implemented */
+#include <diana/profile.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -25,6 +25,14 @@ const char *diana__deid_basic_action(uint32_t tag);
 
 /** True when the basic profile changes the attribute (any action but K). */
 int diana__deid_is_identifying(uint32_t tag);
+
+/**
+ * The constant values the engine writes (dummies, and the values it records
+ * in (0012,0062) and (0028,0303)), NULL-terminated. They identify nobody: an
+ * output value equal to one of them is no leak even when the original held
+ * the same text (files de-identified before often do).
+ */
+extern const char *const diana__deid_dummy_values[];
 
 #ifdef __cplusplus
 }

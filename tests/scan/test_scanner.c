@@ -589,6 +589,48 @@ Test(scanner, derived_uids)
 	diana_scanner_free(s);
 }
 
+/* originals de-identified before: their values equal the engine's constants */
+Test(scanner, engine_constants_are_no_leak)
+{
+	diana_scanner *s = NULL;
+	diana_dataset *ds = NULL;
+	scan_result r;
+	cJSON *o = cJSON_Parse("{\"00080016\":{\"vr\":\"UI\",\"Value\":[\"1.2.840.10008.5.1.4.1.1.7\"]},"
+	                       "\"00080018\":{\"vr\":\"UI\",\"Value\":[\"2.25.7\"]},"
+	                       "\"00080020\":{\"vr\":\"DA\",\"Value\":[\"19000101\"]},"
+	                       "\"00080080\":{\"vr\":\"LO\",\"Value\":[\"ANONYMIZED\"]},"
+	                       "\"00100010\":{\"vr\":\"PN\",\"Value\":[{\"Alphabetic\":\"ANONYMIZED^EVA\"}]},"
+	                       "\"00100020\":{\"vr\":\"LO\",\"Value\":[\"PID-777777\"]}}");
+	char *text = cJSON_PrintUnformatted(o);
+	size_t i;
+
+	cr_assert_eq(diana_dataset_from_json(&ds, text, 0), 0);
+	cJSON_free(text);
+	cr_assert_eq(diana_scanner_new(&s), 0);
+	cr_assert_eq(diana_scanner_add_dataset(s, ds), 0);
+	diana_dataset_free(ds);
+	/* an output holding only the engine's constants (and pseudonyms) */
+	cJSON_DeleteItemFromObject(o, "00100020");
+	put_text(o, "00100020", "LO", "X7KQ2M");
+	put_text(o, "00080018", "UI", "2.25.8");
+	put_text(o, "00100010", "PN", "ANONYMIZED");
+	put_text(o, "00080030", "TM", "000000");
+	put_text(o, "00120062", "CS", "YES");
+	r = plant_and_scan(s, o, "out.dcm");
+	cr_assert_eq(r.rc, 0, "%s", r.raw);
+	result_free(&r);
+	for (i = 0; diana__deid_dummy_values[i]; i++)
+		cr_assert_eq(diana_scanner_add_value(s, diana__deid_dummy_values[i]) == DIANA_EINVAL,
+		             strlen(diana__deid_dummy_values[i]) < 3);
+	/* the real values still count */
+	put_text(o, "00204000", "LT", "Eva");
+	r = plant_and_scan(s, o, "out.dcm");
+	assert_finding(&r, "00204000", "name");
+	result_free(&r);
+	cJSON_Delete(o);
+	diana_scanner_free(s);
+}
+
 /* ------------------------------------------------------------------ boundaries (false positives) */
 
 static scan_result scan_text(const diana_scanner *s, const char *text)

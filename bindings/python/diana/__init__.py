@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 """Python binding of libdiana (pure ctypes).
 
-libdiana gets medical images out of hospital PACS safely. This package
+libdiana gets medical images out of hospital PACS safely; de-identify them
+with :class:`Profile` and :func:`anonymize`. This package
 loads ``libdiana.so.0`` (or the file named by the environment variable
 ``DIANA_LIBRARY``), initialises it on import and shuts it down at exit.
 
@@ -22,7 +23,15 @@ from . import _lib
 from ._dataset import (FOREACH_META, JSON_META, JSON_NO_BULK, JSON_PRETTY,
                        OPEN_LENIENT, OPEN_SKIP_PIXELS, UNDEFINED_LENGTH,
                        Dataset, Element)
+from ._deid import (ACTION_DEFAULT, ACTION_EMPTY, ACTION_KEEP, ACTION_REMOVE,
+                    ACTION_REPLACE, DEID_CLEAN_DESCRIPTORS, DEID_CLEAN_GRAPHICS,
+                    DEID_CLEAN_STRUCTURED_CONTENT, DEID_RETAIN_DEVICE_IDENTITY,
+                    DEID_RETAIN_INSTITUTION_IDENTITY, DEID_RETAIN_LONG_FULL_DATES,
+                    DEID_RETAIN_LONG_MODIFIED_DATES,
+                    DEID_RETAIN_PATIENT_CHARACTERISTICS, DEID_RETAIN_SAFE_PRIVATE,
+                    DEID_RETAIN_UIDS, Profile, anonymize, option_names)
 from ._lib import DianaError
+from ._scan import KEY_COLUMNS, Finding, Scanner, key_lookup
 from ._log import (LOG_DEBUG, LOG_ERROR, LOG_INFO, LOG_NONE, LOG_WARNING,
                    get_log_handler, logging_handler, set_log_handler,
                    set_log_level)
@@ -38,6 +47,13 @@ __all__ = [
     "FEATURE_THREADS", "FEATURE_HTTPS", "FEATURE_ICONV",
     "OPEN_LENIENT", "OPEN_SKIP_PIXELS", "FOREACH_META",
     "JSON_PRETTY", "JSON_NO_BULK", "JSON_META", "UNDEFINED_LENGTH",
+    "Profile", "anonymize", "option_names",
+    "Scanner", "Finding", "key_lookup", "KEY_COLUMNS",
+    "DEID_RETAIN_SAFE_PRIVATE", "DEID_RETAIN_UIDS", "DEID_RETAIN_DEVICE_IDENTITY",
+    "DEID_RETAIN_INSTITUTION_IDENTITY", "DEID_RETAIN_PATIENT_CHARACTERISTICS",
+    "DEID_RETAIN_LONG_FULL_DATES", "DEID_RETAIN_LONG_MODIFIED_DATES", "DEID_CLEAN_DESCRIPTORS",
+    "DEID_CLEAN_STRUCTURED_CONTENT", "DEID_CLEAN_GRAPHICS",
+    "ACTION_DEFAULT", "ACTION_KEEP", "ACTION_REMOVE", "ACTION_EMPTY", "ACTION_REPLACE",
 ]
 
 # Error codes (diana_error_t): DianaError.code is one of these.

@@ -33,6 +33,34 @@ class diana_dataset(Structure):
     """Opaque ``struct diana_dataset``: only ever used through a POINTER."""
 
 
+class diana_scanner(Structure):
+    """Opaque ``struct diana_scanner``: only ever used through a POINTER."""
+
+
+class diana_profile(Structure):
+    """Opaque ``struct diana_profile``: only ever used through a POINTER."""
+
+
+class diana_deid_result(Structure):
+    """Opaque ``struct diana_deid_result``: only ever used through a POINTER."""
+
+
+#: DIANA_PROFILE_OPTIONS_VERSION this structure layout corresponds to
+PROFILE_OPTIONS_VERSION = 1
+
+
+class diana_profile_options(Structure):
+    _fields_ = [
+        ("version", c_uint32),
+        ("options", c_uint32),
+        ("secret_file", c_char_p),
+        ("secret", c_char_p),
+        ("secret_len", c_size_t),
+        ("key_file", c_char_p),
+        ("date_shift_max_days", c_int32),
+    ]
+
+
 #: DIANA_DATASET_OPTIONS_VERSION this structure layout corresponds to
 DATASET_OPTIONS_VERSION = 1
 
@@ -68,6 +96,10 @@ diana_element_fn = CFUNCTYPE(c_int, POINTER(diana_element), c_void_p)
 #: C type names of the headers -> ctypes types (used by the header check)
 C_TYPES = {
     "diana_dataset": diana_dataset,
+    "diana_scanner": diana_scanner,
+    "diana_profile": diana_profile,
+    "diana_profile_options": diana_profile_options,
+    "diana_deid_result": diana_deid_result,
     "diana_dataset_options": diana_dataset_options,
     "diana_element": diana_element,
     "diana_log_fn": diana_log_fn,
@@ -78,9 +110,13 @@ C_TYPES = {
 STRUCT_VERSIONS = {
     "DIANA_DATASET_OPTIONS_VERSION": (diana_dataset_options, DATASET_OPTIONS_VERSION),
     "DIANA_ELEMENT_VERSION": (diana_element, ELEMENT_VERSION),
+    "DIANA_PROFILE_OPTIONS_VERSION": (diana_profile_options, PROFILE_OPTIONS_VERSION),
 }
 
 P_dataset = POINTER(diana_dataset)
+P_scanner = POINTER(diana_scanner)
+P_profile = POINTER(diana_profile)
+P_result = POINTER(diana_deid_result)
 # Memory handed out by libdiana as char ** / uint8_t **: received as void *
 # so the pointer is kept for diana_free() (a c_char_p would lose it).
 P_owned = POINTER(c_void_p)
@@ -187,6 +223,28 @@ DECLARATIONS = {
     "diana_dataset_to_json": (c_int, [P_dataset, c_uint32, P_owned], CHECKED, (0, 1)),
     "diana_dataset_save_memory": (c_int, [P_dataset, P_owned, POINTER(c_size_t)], CHECKED, (0, 1)),
     "diana_dataset_save": (c_int, [P_dataset, c_char_p], CHECKED, (0, 1)),
+    # profile.h
+    "diana_deid_option_from_name": (c_int, [c_char_p, POINTER(c_uint32)], CHECKED, (0, 1)),
+    "diana_deid_option_name": (c_char_p, [c_uint32], False, (0, 1)),
+    "diana_profile_options_init": (c_int, [POINTER(diana_profile_options), c_uint32], CHECKED, (0, 1)),
+    "diana_profile_new": (c_int, [POINTER(P_profile), POINTER(diana_profile_options)], CHECKED, (0, 1)),
+    "diana_profile_free": (None, [P_profile], False, (0, 1)),
+    "diana_profile_set_action": (c_int, [P_profile, c_char_p, c_int, c_char_p], CHECKED, (0, 1)),
+    "diana_deid_result_get": (c_char_p, [P_result, c_char_p], False, (0, 1)),
+    "diana_deid_result_free": (None, [P_result], False, (0, 1)),
+    "diana_anonymize_dataset": (c_int, [P_profile, P_dataset, POINTER(P_result)], CHECKED, (0, 1)),
+    "diana_anonymize_file": (c_int, [P_profile, c_char_p, c_char_p, POINTER(P_result)], CHECKED, (0, 1)),
+    "diana_anonymize_memory": (c_int, [P_profile, c_char_p, c_size_t, P_owned, POINTER(c_size_t),
+                                       POINTER(P_result)], CHECKED, (0, 1)),
+    # scan.h
+    "diana_key_lookup": (c_int, [c_char_p, c_char_p, c_char_p, P_owned], CHECKED, (0, 1)),
+    "diana_scanner_new": (c_int, [POINTER(P_scanner)], CHECKED, (0, 1)),
+    "diana_scanner_free": (None, [P_scanner], False, (0, 1)),
+    "diana_scanner_add_value": (c_int, [P_scanner, c_char_p], CHECKED, (0, 1)),
+    "diana_scanner_add_dataset": (c_int, [P_scanner, P_dataset], CHECKED, (0, 1)),
+    "diana_scanner_add_key_file": (c_int, [P_scanner, c_char_p], CHECKED, (0, 1)),
+    # not CHECKED: DIANA_ELEAK comes with a report the wrapper returns
+    "diana_scanner_scan_file": (c_int, [P_scanner, c_char_p, P_owned], False, (0, 1)),
 }
 
 # ---------------------------------------------------------------------------

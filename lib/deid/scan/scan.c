@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <cjson/cJSON.h>
 
@@ -242,10 +243,27 @@ static int add_person_name(diana_scanner *s, const char *v, size_t len, int src)
 	return rc;
 }
 
+/*
+ * True when v[0..len) is one of the constant values the engine writes
+ * (dummies, "YES", "ANONYMIZED"...), ignoring case: the same in every output,
+ * they identify nobody even when an original held the same text (files
+ * de-identified before often do).
+ */
+static int is_engine_constant(const char *v, size_t len)
+{
+	const char *const *d;
+	for (d = diana__deid_dummy_values; *d; d++)
+		if (strlen(*d) == len && strncasecmp(*d, v, len) == 0)
+			return 1;
+	return 0;
+}
+
 /* One protected value of a known kind (already split into single values). */
 static int add_protected(diana_scanner *s, const char *v, size_t len, int kind, int src)
 {
 	trim(&v, &len);
+	if (src != SRC_EXPLICIT && is_engine_constant(v, len))
+		return 0;
 	if (len < MIN_VALUE) {
 		if (src == SRC_EXPLICIT)
 			return diana__error_set(DIANA_EINVAL, "protected values must have at least %d bytes",
@@ -815,6 +833,25 @@ static int add_finding(scan_ctx *c, const char *prefix, const char *where, uint8
 	return 0;
 }
 
+/* every '\\'-separated value of `text` is a constant the engine writes */
+static int all_engine_constants(const char *text)
+{
+	const char *p = text;
+	if (!*text)
+		return 0;
+	for (;;) {
+		const char *e = strchr(p, '\\');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		const char *v = p;
+		trim(&v, &n);
+		if (!is_engine_constant(v, n))
+			return 0;
+		if (!e)
+			return 1;
+		p = e + 1;
+	}
+}
+
 static int scan_element(const diana_element *el, void *user_data)
 {
 	scan_ctx *c = user_data;
@@ -829,6 +866,10 @@ static int scan_element(const diana_element *el, void *user_data)
 		rc = diana_dataset_get(c->ds, el->path, &text);
 		if (rc < 0)
 			return unreadable(el, rc);
+		if (all_engine_constants(text)) { /* the engine's dummy: the same in every output */
+			diana_free(text);
+			return 0;
+		}
 		rc = match_bytes(c->s, &c->sc, text, strlen(text), 0, &text_found);
 		diana_free(text);
 		if (rc)

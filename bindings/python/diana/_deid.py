@@ -1,0 +1,251 @@
+# libdiana Python binding: de-identification (include/diana/profile.h).
+# SPDX-License-Identifier: MIT
+
+import contextlib
+import os
+import re
+import threading
+from ctypes import byref, c_size_t, c_uint32, c_void_p
+
+from . import _lib
+from ._dataset import Dataset, _cstr, _key, _path
+from ._lib import (PROFILE_OPTIONS_VERSION, DianaError, P_profile, P_result,
+                   api, diana_profile_options)
+
+# diana_deid_option_t
+DEID_RETAIN_SAFE_PRIVATE = 1 << 0
+DEID_RETAIN_UIDS = 1 << 1
+DEID_RETAIN_DEVICE_IDENTITY = 1 << 2
+DEID_RETAIN_INSTITUTION_IDENTITY = 1 << 3
+DEID_RETAIN_PATIENT_CHARACTERISTICS = 1 << 4
+DEID_RETAIN_LONG_FULL_DATES = 1 << 5
+DEID_RETAIN_LONG_MODIFIED_DATES = 1 << 6
+DEID_CLEAN_DESCRIPTORS = 1 << 7
+DEID_CLEAN_STRUCTURED_CONTENT = 1 << 8
+DEID_CLEAN_GRAPHICS = 1 << 9
+
+# diana_deid_action_t
+ACTION_DEFAULT = 0
+ACTION_KEEP = 1
+ACTION_REMOVE = 2
+ACTION_EMPTY = 3
+ACTION_REPLACE = 4
+
+_ACTION_NAMES = {"default": ACTION_DEFAULT, "keep": ACTION_KEEP, "remove": ACTION_REMOVE,
+                 "empty": ACTION_EMPTY}
+
+#: fields of a result (the new values); "Original" + field gives the original
+RESULT_FIELDS = ("PatientID", "PatientName", "PatientBirthDate", "AccessionNumber",
+                 "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "StudyDate")
+
+_MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+
+
+def option_names():
+    """The names of the standard options, in bit order ("retain-safe-private", ...)."""
+    return [api.diana_deid_option_name(1 << i).decode("ascii") for i in range(10)]
+
+
+def _option_bits(options):
+    bits = 0
+    for o in options or ():
+        if isinstance(o, int) and not isinstance(o, bool):
+            bits |= o
+            continue
+        if not isinstance(o, str):
+            raise TypeError("options are names (str) or DEID_* bits (int)")
+        out = c_uint32()
+        api.diana_deid_option_from_name(_cstr(o.encode("utf-8"), "option"), byref(out))
+        bits |= out.value
+    return bits
+
+
+def _take_result(res):
+    """dict of a diana_deid_result (absent fields left out); frees it."""
+    try:
+        out = {}
+        for f in RESULT_FIELDS:
+            for name in (f, "Original" + f):
+                v = api.diana_deid_result_get(res, name.encode("ascii"))
+                if v is not None:
+                    out[name] = v.decode("utf-8", "replace")
+        return out
+    finally:
+        api.diana_deid_result_free(res)
+
+
+class Profile:
+    """A de-identification profile: PS3.15 Basic Profile + options, keyed by
+    the project secret (there is no default secret).
+
+    ``Profile(secret_file="project.key", options=["retain-uids"],
+    key="key.csv", overrides={"StudyDescription": "keep"})``
+
+    ``options``: names ("retain-long-modified-dates", "clean_descriptors",
+    ...) or ``DEID_*`` bits. ``overrides``: {keyword or tag: action} where
+    action is "keep", "remove", "empty", an ``ACTION_*`` constant, or
+    ``("replace", text)``. ``secret``: the secret as bytes instead of a file.
+    ``key``: CSV key file, one row per study. ``date_shift_max_days``: range
+    of Retain Long Modified Dates shifts (default 365).
+
+    Once built, a profile may be used by several threads at once.
+    """
+
+    def __init__(self, secret_file=None, *, secret=None, options=(), key=None, overrides=None,
+                 date_shift_max_days=0):
+        self._handle = None
+        self._lock = threading.Lock()
+        opts = diana_profile_options()
+        api.diana_profile_options_init(byref(opts), PROFILE_OPTIONS_VERSION)
+        opts.options = _option_bits(options)
+        if secret_file is not None:
+            opts.secret_file = _path(secret_file)
+        if secret is not None:
+            secret = bytes(secret)
+            opts.secret = secret
+            opts.secret_len = len(secret)
+        if key is not None:
+            opts.key_file = _path(key)
+        opts.date_shift_max_days = int(date_shift_max_days)
+        out = P_profile()
+        api.diana_profile_new(byref(out), byref(opts))
+        self._handle = out
+        try:
+            for k, action in (overrides or {}).items():
+                self.set_action(k, action)
+        except BaseException:
+            self.close()
+            raise
+
+    def set_action(self, key, action, value=None):
+        """Override one attribute (keyword or tag) wherever it occurs."""
+        if isinstance(action, tuple):
+            if len(action) != 2 or action[0] != "replace":
+                raise ValueError("a replacement is ('replace', text)")
+            action, value = ACTION_REPLACE, action[1]
+        elif isinstance(action, str):
+            if action not in _ACTION_NAMES:
+                raise ValueError("unknown action %r (keep, remove, empty, default, ('replace', text))"
+                                 % action)
+            action = _ACTION_NAMES[action]
+        v = None if value is None else _cstr(str(value).encode("utf-8"), "value")
+        with self._use() as h:
+            api.diana_profile_set_action(h, _key(key), int(action), v)
+
+    @contextlib.contextmanager
+    def _use(self):
+        h = self._handle
+        if h is None:
+            raise ValueError("operation on a closed Profile")
+        yield h
+
+    def anonymize_file(self, in_path, out_path):
+        """De-identify a file into `out_path` (written atomically); returns
+        the result dict (new values and their "Original*" counterparts)."""
+        res = P_result()
+        with self._use() as h:
+            api.diana_anonymize_file(h, _path(in_path), _path(out_path), byref(res))
+        return _take_result(res)
+
+    def anonymize_bytes(self, data):
+        """De-identify a DICOM file held in memory: (bytes, result dict)."""
+        if not isinstance(data, bytes):
+            data = memoryview(data).tobytes()
+        out = c_void_p()
+        n = c_size_t()
+        res = P_result()
+        with self._use() as h:
+            api.diana_anonymize_memory(h, data, len(data), byref(out), byref(n), byref(res))
+        result = _take_result(res)
+        return _lib.take_bytes(out, n.value), result
+
+    def anonymize_dataset(self, ds):
+        """De-identify a :class:`Dataset` in place; returns the result dict."""
+        res = P_result()
+        with self._use() as h, ds._use() as d:
+            api.diana_anonymize_dataset(h, d, byref(res))
+        return _take_result(res)
+
+    def close(self):
+        """Release the profile (idempotent): closes its key file."""
+        with self._lock:
+            h, self._handle = self._handle, None
+        if h:
+            api.diana_profile_free(h)
+
+    @property
+    def closed(self):
+        return self._handle is None
+
+    def __enter__(self):
+        if self._handle is None:
+            raise ValueError("operation on a closed Profile")
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        h = getattr(self, "_handle", None)
+        if h:
+            self._handle = None
+            try:
+                api.diana_profile_free(h)
+            except Exception:
+                pass
+
+    def __reduce_ex__(self, protocol):
+        raise TypeError("Profile cannot be copied or pickled")
+
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def _component(value):
+    """A path component from a pseudonym (never empty, '.' or '..')."""
+    v = _SAFE.sub("_", value or "")
+    return v if v.strip(".") else "unknown"
+
+
+def _inputs(path_or_dir):
+    p = os.fspath(path_or_dir)
+    if os.path.isdir(p):
+        for root, dirs, files in os.walk(p):
+            dirs.sort()
+            for f in sorted(files):
+                yield os.path.join(root, f)
+    else:
+        yield p
+
+
+def anonymize(path_or_dir, out, *, secret_file=None, secret=None, key=None, options=(),
+              overrides=None, date_shift_max_days=0):
+    """De-identify a file or every file under a folder into the folder `out`,
+    as OUT/<PatientID>/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm
+    (the new values). Returns one dict per input file: {"input", "output",
+    "result"} on success, {"input", "error"} (a DianaError) for a file that
+    is not valid DICOM, {"input", "skipped": "DICOMDIR"} for media
+    directories. A bad profile (no secret...) raises."""
+    results = []
+    with Profile(secret_file, secret=secret, options=options, key=key, overrides=overrides,
+                 date_shift_max_days=date_shift_max_days) as profile:
+        for path in _inputs(path_or_dir):
+            entry = {"input": path}
+            try:
+                with Dataset(path) as ds:
+                    if ds.get("MediaStorageSOPClassUID") == _MEDIA_STORAGE_DIRECTORY:
+                        entry["skipped"] = "DICOMDIR"
+                        results.append(entry)
+                        continue
+                    result = profile.anonymize_dataset(ds)
+                    dest = os.path.join(os.fspath(out), _component(result.get("PatientID")),
+                                        _component(result.get("StudyInstanceUID")),
+                                        _component(result.get("SeriesInstanceUID")))
+                    os.makedirs(dest, mode=0o700, exist_ok=True)
+                    dest = os.path.join(dest, _component(result.get("SOPInstanceUID")) + ".dcm")
+                    ds.save(dest)
+                entry.update(output=dest, result=result)
+            except DianaError as e:
+                entry["error"] = e
+            results.append(entry)
+    return results

@@ -1,0 +1,292 @@
+/*
+ * libdiana - the mutation interface of lib/dicom (edit.h) over the model of
+ * dsmodel.h: walk every element (file meta first, then the dataset depth
+ * first) and keep, remove, empty or replace it; insert top-level elements.
+ * Used by lib/deid. Values are edited in place: nothing is copied but the
+ * values that change (pixel data never is).
+ * SPDX-License-Identifier: MIT
+ */
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "../core/core.h"
+#include "dicom.h"
+#include "dsmodel.h"
+#include "edit.h"
+
+using namespace diana_dcm;
+
+/* as defined in dataset.cpp (the public handle wraps the model) */
+struct diana_dataset {
+	Dataset d;
+};
+
+#define DIANA_EDIT_CATCH_ALL                                                                 \
+	catch (const diana_dcm::Error &e)                                                        \
+	{                                                                                        \
+		return diana__error_set(e.code(), "%s", e.what());                                   \
+	}                                                                                        \
+	catch (const std::bad_alloc &)                                                           \
+	{                                                                                        \
+		return diana__error_oom();                                                           \
+	}                                                                                        \
+	catch (const std::exception &e)                                                          \
+	{                                                                                        \
+		return diana__error_set(DIANA_EDICOM, "%s", e.what());                               \
+	}                                                                                        \
+	catch (...)                                                                              \
+	{                                                                                        \
+		return diana__error_set(DIANA_ERROR, "unexpected internal error");                   \
+	}
+
+namespace {
+
+constexpr uint32_t TAG_PRIVATE_MIN_DATA = 0x1000;
+
+bool is_text_vr(uint16_t vr)
+{
+	return vr_is_string(vr);
+}
+
+/* a text value padded to even length as the VR requires */
+void set_value(Element &el, const uint8_t *v, size_t n)
+{
+	el.value.assign(reinterpret_cast<const char *>(v), n);
+	if (el.value.size() & 1) {
+		if (el.vr == VR_UI)
+			el.value.push_back('\0');
+		else if (is_text_vr(el.vr))
+			el.value.push_back(' ');
+		else
+			el.value.push_back('\0');
+	}
+}
+
+std::string trimmed(const std::string &v)
+{
+	size_t b = 0, e = v.size();
+	while (b < e && v[b] == ' ')
+		b++;
+	while (e > b && (v[e - 1] == ' ' || v[e - 1] == '\0'))
+		e--;
+	return v.substr(b, e - b);
+}
+
+struct Walker {
+	diana__edit_fn fn;
+	void *ud;
+	std::vector<uint32_t> parents;
+
+	int elements(std::vector<Element> &elems, int depth, const std::string &inherited, bool meta)
+	{
+		std::string charset = inherited;
+		if (!meta) {
+			for (const Element &e : elems) {
+				if (e.tag == TAG_CHARSET) {
+					charset = trimmed(e.value);
+					break;
+				}
+				if (e.tag > TAG_CHARSET)
+					break;
+			}
+		}
+		std::vector<bool> drop(elems.size(), false);
+		bool any_drop = false;
+		std::string creator, vr;
+		for (size_t i = 0; i < elems.size(); i++) {
+			Element &el = elems[i];
+			diana__edit_element x;
+			uint16_t group = static_cast<uint16_t>(el.tag >> 16), elem = static_cast<uint16_t>(el.tag);
+			const char *pc = nullptr;
+			if ((group & 1) && elem >= TAG_PRIVATE_MIN_DATA) {
+				/* the creator of block xx of (gggg,xxyy) is (gggg,00xx), in this item */
+				uint32_t ctag = (el.tag & 0xFFFF0000u) | (elem >> 8);
+				for (const Element &c : elems) {
+					if (c.tag == ctag) {
+						creator = trimmed(c.value);
+						pc = creator.c_str();
+						break;
+					}
+					if (c.tag > ctag)
+						break;
+				}
+			}
+			vr = vr_str(el.vr);
+			std::memset(&x, 0, sizeof x);
+			x.tag = el.tag;
+			std::snprintf(x.vr, sizeof x.vr, "%s", vr.c_str());
+			x.depth = depth;
+			x.parents = parents.empty() ? nullptr : parents.data();
+			x.private_creator = pc;
+			bool sq = el.vr == VR_SQ;
+			if (!sq && !el.encapsulated) {
+				x.value = reinterpret_cast<const uint8_t *>(el.value.data());
+				x.length = el.value.size();
+			}
+			x.charset = charset.c_str();
+			x.is_meta = meta;
+			x.encapsulated = el.encapsulated;
+			x.items = sq ? el.items.size() : 0;
+
+			uint8_t *nv = nullptr;
+			size_t nl = 0;
+			int rc = fn(&x, &nv, &nl, ud);
+			if (rc < 0) {
+				free(nv);
+				return rc;
+			}
+			switch (rc) {
+			case DIANA__EDIT_KEEP:
+				free(nv);
+				if (sq) {
+					parents.push_back(el.tag);
+					for (Item &it : el.items) {
+						int r = elements(it.elems, depth + 1, charset, false);
+						if (r < 0) {
+							parents.pop_back();
+							return r;
+						}
+					}
+					parents.pop_back();
+				}
+				break;
+			case DIANA__EDIT_REMOVE:
+				free(nv);
+				drop[i] = any_drop = true;
+				break;
+			case DIANA__EDIT_EMPTY:
+				free(nv);
+				el.value.clear();
+				el.items.clear();
+				if (el.encapsulated) {
+					el.encapsulated = false;
+					el.undef_len = false;
+					el.frags.clear();
+				}
+				break;
+			case DIANA__EDIT_REPLACE: {
+				struct Free {
+					uint8_t *p;
+					~Free() { free(p); }
+				} f{ nv };
+				if (sq || el.encapsulated)
+					return diana__error_set(DIANA_EINVAL, "(%04X,%04X): a %s cannot be replaced by a value",
+					                        el.tag >> 16, el.tag & 0xFFFF,
+					                        sq ? "sequence" : "encapsulated value");
+				if (nl > 0xFFFFFFFEu)
+					return diana__error_set(DIANA_EINVAL, "(%04X,%04X): value too long", el.tag >> 16,
+					                        el.tag & 0xFFFF);
+				set_value(el, nv, nl);
+				break;
+			}
+			default:
+				free(nv);
+				return diana__error_set(DIANA_EINVAL, "edit callback returned %d", rc);
+			}
+		}
+		if (any_drop) {
+			size_t w = 0;
+			for (size_t r = 0; r < elems.size(); r++) {
+				if (drop[r])
+					continue;
+				if (w != r)
+					elems[w] = std::move(elems[r]);
+				w++;
+			}
+			elems.erase(elems.begin() + static_cast<std::ptrdiff_t>(w), elems.end());
+		}
+		return 0;
+	}
+};
+
+/* insert or replace `el` in a sorted element vector */
+void put_sorted(std::vector<Element> &v, Element &&el)
+{
+	auto it = std::lower_bound(v.begin(), v.end(), el.tag,
+	                           [](const Element &a, uint32_t t) { return a.tag < t; });
+	if (it != v.end() && it->tag == el.tag)
+		*it = std::move(el);
+	else
+		v.insert(it, std::move(el));
+}
+
+} // namespace
+
+extern "C" int diana__dataset_edit(diana_dataset *ds, diana__edit_fn fn, void *user_data)
+{
+	if (!ds || !fn)
+		return diana__error_set(DIANA_EINVAL, "NULL argument");
+	try {
+		Walker w{ fn, user_data, {} };
+		int rc = w.elements(ds->d.meta, 0, std::string(), true);
+		if (rc < 0)
+			return rc;
+		return w.elements(ds->d.root.elems, 0, std::string(), false);
+	}
+	DIANA_EDIT_CATCH_ALL
+}
+
+extern "C" int diana__dataset_put(diana_dataset *ds, uint32_t tag, const char *vr, const uint8_t *value,
+                                  size_t len)
+{
+	if (!ds || !vr || !vr[0] || !vr[1] || (len && !value))
+		return diana__error_set(DIANA_EINVAL, "NULL argument");
+	try {
+		uint16_t v = vr2(vr[0], vr[1]);
+		if (!vr_known(v) || v == VR_SQ)
+			return diana__error_set(DIANA_EINVAL, "(%04X,%04X): VR %.2s cannot be put", tag >> 16,
+			                        tag & 0xFFFF, vr);
+		if ((tag >> 16) == 0xFFFE || (tag & 0xFFFF) == 0 || tag == TAG_PIXEL_DATA)
+			return diana__error_set(DIANA_EINVAL, "(%04X,%04X) cannot be put", tag >> 16, tag & 0xFFFF);
+		if (len > 0xFFFFFFFEu)
+			return diana__error_set(DIANA_EINVAL, "(%04X,%04X): value too long", tag >> 16, tag & 0xFFFF);
+		Element el;
+		el.tag = tag;
+		el.vr = v;
+		set_value(el, value, len);
+		put_sorted((tag >> 16) == 0x0002 ? ds->d.meta : ds->d.root.elems, std::move(el));
+		return 0;
+	}
+	DIANA_EDIT_CATCH_ALL
+}
+
+extern "C" int diana__dataset_put_json(diana_dataset *ds, const char *json)
+{
+	if (!ds || !json)
+		return diana__error_set(DIANA_EINVAL, "NULL argument");
+	try {
+		Dataset tmp;
+		from_json(json, std::strlen(json), tmp);
+		/* from_json adds a Specific Character Set for non-ASCII text: the
+		 * caller's dataset keeps its own unless the JSON names one */
+		bool has_charset = std::strstr(json, "\"00080005\"") != nullptr;
+		for (Element &el : tmp.meta)
+			put_sorted(ds->d.meta, std::move(el));
+		for (Element &el : tmp.root.elems) {
+			if (el.tag == TAG_CHARSET && !has_charset)
+				continue;
+			if (el.tag == TAG_PIXEL_DATA || (el.tag & 0xFFFF) == 0)
+				return diana__error_set(DIANA_EINVAL, "(%04X,%04X) cannot be put", el.tag >> 16,
+				                        el.tag & 0xFFFF);
+			put_sorted(ds->d.root.elems, std::move(el));
+		}
+		return 0;
+	}
+	DIANA_EDIT_CATCH_ALL
+}
+
+extern "C" int diana__dict_tag(const char *keyword, uint32_t *tag)
+{
+	if (!keyword || !tag)
+		return diana__error_set(DIANA_EINVAL, "NULL argument");
+	try {
+		if (!dict_lookup(keyword, tag))
+			return diana__error_set(DIANA_ENOTFOUND, "unknown keyword");
+		return 0;
+	}
+	DIANA_EDIT_CATCH_ALL
+}
