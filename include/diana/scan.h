@@ -41,9 +41,13 @@ DIANA_API int diana_scanner_new(diana_scanner **out) DIANA_NOEXCEPT;
 DIANA_API void diana_scanner_free(diana_scanner *scanner) DIANA_NOEXCEPT;
 
 /**
- * Add one protected value (UTF-8). Values shorter than 3 bytes are refused
- * with DIANA_EINVAL (they would match everywhere). Person names are also
- * searched component by component and in "Given Family" order.
+ * Add one protected value (UTF-8). Values shorter than 3 bytes (after
+ * trimming spaces) are refused with DIANA_EINVAL (they would match
+ * everywhere), as is text that is not UTF-8. A value with '^' is a person
+ * name ("Family^Given"): also searched component by component (components
+ * of 3 bytes or more) and as "Given Family" and "Family Given". A valid
+ * date YYYYMMDD is also searched as YYYY-MM-DD, DD.MM.YYYY, MM/DD/YYYY...
+ * Matching ignores case and diacritics (doc/deid-scan.md).
  * Thread safety: handle. Since: 0.1
  */
 DIANA_API int diana_scanner_add_value(diana_scanner *scanner, const char *value) DIANA_NOEXCEPT;
@@ -51,22 +55,41 @@ DIANA_API int diana_scanner_add_value(diana_scanner *scanner, const char *value)
 /**
  * Add every identifying value of an original dataset: the values of the
  * attributes that the Basic Profile removes, empties or replaces (names,
- * IDs, dates, UIDs, addresses, free text...), at any depth.
- * Thread safety: handle. Since: 0.1
+ * IDs, dates, UIDs, addresses, free text...), at any depth, file meta and
+ * private elements included. Not protected (doc/deid-scan.md, false
+ * positive policy): times, ages, coded strings, numbers, purely numeric
+ * values shorter than 6 characters, standard UIDs, private creators,
+ * libdiana's own dummy values, and free text, UIDs or single name words
+ * that an added original also holds in an attribute the profile keeps.
+ * Errors: DIANA_EINVAL, DIANA_EDICOM (a value cannot be read or decoded),
+ * DIANA_ENOMEM. Thread safety: handle. Since: 0.1
  */
 DIANA_API int diana_scanner_add_dataset(diana_scanner *scanner, const diana_dataset *original) DIANA_NOEXCEPT;
 
-/** Add the "Original*" columns of every row of a key file. Thread safety: handle. Since: 0.1 */
+/**
+ * Add the "Original*" columns of every row of a key file (never the
+ * pseudonyms). Errors: DIANA_ENOTFOUND, DIANA_EIO, DIANA_EINVAL (not a key
+ * file: another header, invalid CSV or UTF-8), DIANA_ENOMEM.
+ * Thread safety: handle. Since: 0.1
+ */
 DIANA_API int diana_scanner_add_key_file(diana_scanner *scanner, const char *key_file) DIANA_NOEXCEPT;
 
 /**
- * Scan one output file: its path name, the file meta, every element value
- * (decoded text and raw bytes) except Pixel Data, at any depth.
- * Returns 0 when nothing was found; DIANA_ELEAK when a protected value
- * survives, with `*report` (if not NULL; release with diana_free()) a JSON
- * array of findings [{"where": "<tag path or 'file name'>", "kind": "..."}]
- * that names where, never the value; DIANA_EDICOM when the file cannot be
- * parsed (fail closed). Thread safety: safe on a filled scanner. Since: 0.1
+ * Scan one output file: every component of `path`, the preamble, the file
+ * meta, every element value (decoded text and raw bytes) except Pixel
+ * Data, at any depth. The file is read leniently (all that can be parsed
+ * is checked).
+ * Returns 0 when nothing was found (`*report` is "[]"); DIANA_ELEAK when a
+ * protected value survives, with `*report` a JSON array of findings
+ * [{"where": W, "kind": K}] that names where, never the value: W is a key
+ * for diana_dataset_get() ("00081115[0].0020000E"), "file meta 00020016",
+ * "raw bytes of 00111001", "file name" or "preamble"; K is "name", "id",
+ * "date", "uid" or "text". `report` may be NULL; release it with
+ * diana_free(). Fails closed: DIANA_EDICOM when the file cannot be parsed
+ * or one of its elements cannot be read, DIANA_ENOTFOUND / DIANA_EIO for
+ * the file, DIANA_EINVAL when the scanner holds no protected value (it
+ * never vouches for anything then); `*report` is NULL on these errors.
+ * Thread safety: safe on a filled scanner (concurrent scans). Since: 0.1
  */
 DIANA_API int diana_scanner_scan_file(const diana_scanner *scanner, const char *path, char **report) DIANA_NOEXCEPT;
 

@@ -6,6 +6,8 @@ SYNTH=${DIANA_SYNTH:?}
 PY=/usr/bin/python3
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
+# paths are scanned too: relative names, so that the random folder name never matches
+cd "$T" || exit 1
 n=0
 fails=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
@@ -29,7 +31,7 @@ lines() { # lines NAME FILE N
 echo "TAP version 13"
 
 # originals: synthetic studies with PHI (MUSTERMANN^ERIKA, PID-000456, 19710203, DIANA-CT-001...)
-"$PY" "$SYNTH" --out "$T/orig" --ct 2 --ct-slices 2 --ct-size 32x32 --quiet || { echo "Bail out! synth.py failed"; exit 1; }
+"$PY" "$SYNTH" --out "orig" --ct 2 --ct-slices 2 --ct-size 32x32 --quiet || { echo "Bail out! synth.py failed"; exit 1; }
 
 # a de-identified copy made with pydicom: a whitelist of safe attributes, new UIDs, pseudonyms.
 # plant=NAME:TAG:VALUE puts a value into an element to simulate a leak.
@@ -60,10 +62,10 @@ ds.save_as(dst, write_like_original=False)
 EOF
 }
 
-mkdir -p "$T/clean" "$T/leaky"
-deid "$T/orig/DIANA-CT-001/1.dcm" "$T/clean/a.dcm" || echo "Bail out! pydicom failed"
-deid "$T/orig/DIANA-CT-001/2.dcm" "$T/clean/b.dcm"
-deid "$T/orig/DIANA-CT-002/1.dcm" "$T/clean/c.dcm"
+mkdir -p "clean" "leaky"
+deid "orig/DIANA-CT-001/1.dcm" "clean/a.dcm" || echo "Bail out! pydicom failed"
+deid "orig/DIANA-CT-001/2.dcm" "clean/b.dcm"
+deid "orig/DIANA-CT-002/1.dcm" "clean/c.dcm"
 
 # --- usage -----------------------------------------------------------------
 check "scan --help" 0 "$DIANA" scan --help
@@ -71,57 +73,57 @@ contains "help shows usage" "$T/out" "Usage: diana scan"
 check "help lists scan" 0 "$DIANA" --help
 contains "scan in the command list" "$T/out" "scan"
 check "no arguments" 1 "$DIANA" scan
-check "nothing to look for" 1 "$DIANA" scan "$T/clean"
+check "nothing to look for" 1 "$DIANA" scan "clean"
 check "no OUTPUT" 1 "$DIANA" scan --value MUSTERMANN
-check "bad option" 1 "$DIANA" scan --nope "$T/clean"
-check "value too short" 1 "$DIANA" scan --value ab "$T/clean"
+check "bad option" 1 "$DIANA" scan --nope "clean"
+check "value too short" 1 "$DIANA" scan --value ab "clean"
 
 # --- clean outputs -----------------------------------------------------------
-check "clean outputs against the originals" 0 "$DIANA" scan --original "$T/orig" "$T/clean"
+check "clean outputs against the originals" 0 "$DIANA" scan --original "orig" "clean"
 lines "clean: nothing on stdout" "$T/out" 0
 contains "clean: summary on stderr" "$T/err" "3 files, 0 with protected data, 0 unreadable"
-check "clean outputs against values" 0 "$DIANA" scan --value "MUSTERMANN^ERIKA" --value PID-000456 "$T/clean/a.dcm"
+check "clean outputs against values" 0 "$DIANA" scan --value "MUSTERMANN^ERIKA" --value PID-000456 "clean/a.dcm"
 
 # --- leaks -------------------------------------------------------------------
-deid "$T/orig/DIANA-CT-001/1.dcm" "$T/leaky/x.dcm" "00204000:LT:seen Erika Mustermann, born 1971-02-03" \
+deid "orig/DIANA-CT-001/1.dcm" "leaky/x.dcm" "00204000:LT:seen Erika Mustermann, born 1971-02-03" \
 	"00081030:LO:DIANA-CT-001"
-check "leak found" 2 "$DIANA" scan --original "$T/orig" "$T/leaky"
-contains "finding: comment holds the name" "$T/out" "^$T/leaky/x.dcm: 00204000: name$"
-contains "finding: comment holds the birth date" "$T/out" "^$T/leaky/x.dcm: 00204000: date$"
-contains "finding: description holds the accession" "$T/out" "^$T/leaky/x.dcm: 00081030: id$"
+check "leak found" 2 "$DIANA" scan --original "orig" "leaky"
+contains "finding: comment holds the name" "$T/out" "^leaky/x.dcm: 00204000: name$"
+contains "finding: comment holds the birth date" "$T/out" "^leaky/x.dcm: 00204000: date$"
+contains "finding: description holds the accession" "$T/out" "^leaky/x.dcm: 00081030: id$"
 lines "one line per finding" "$T/out" 3
 for v in MUSTERMANN ERIKA 1971-02-03 19710203 DIANA-CT-001 PID-000456; do
 	lacks "no value printed ($v)" "$v"
 done
 
 # leak in the file name, with values given on the command line
-cp "$T/clean/a.dcm" "$T/leaky/PID-000456.dcm"
-check "file name leak" 2 "$DIANA" scan --value PID-000456 "$T/leaky/PID-000456.dcm"
+cp "clean/a.dcm" "leaky/PID-000456.dcm"
+check "file name leak" 2 "$DIANA" scan --value PID-000456 "leaky/PID-000456.dcm"
 contains "finding: file name" "$T/out" "PID-000456.dcm: file name: id$"
 
 # key file: the Original* columns
-cat >"$T/key.csv" <<'EOF'
+cat >"key.csv" <<'EOF'
 OriginalPatientName,OriginalPatientID,OriginalPatientBirthDate,OriginalAccessionNumber,OriginalStudyInstanceUID,OriginalStudyDate,PseudoPatientName,PseudoPatientID,PseudoPatientBirthDate,PseudoAccessionNumber,PseudoStudyInstanceUID,PseudoStudyDate
 MUSTERMANN^ERIKA,PID-000456,19710203,DIANA-CT-001,2.25.1234,20240301,SHAM^PERSON,X7KQ2M,19710101,A5T2,2.25.99,20240101
 EOF
-check "key file: clean" 0 "$DIANA" scan --key "$T/key.csv" "$T/clean"
-check "key file: leak" 2 "$DIANA" scan --key "$T/key.csv" "$T/leaky/x.dcm"
+check "key file: clean" 0 "$DIANA" scan --key "key.csv" "clean"
+check "key file: leak" 2 "$DIANA" scan --key "key.csv" "leaky/x.dcm"
 contains "key file: the accession" "$T/out" "00081030: id$"
-check "missing key file" 2 "$DIANA" scan --key "$T/nope.csv" "$T/clean"
-printf 'a,b\r\n1,2\r\n' >"$T/foreign.csv"
-check "foreign key file" 2 "$DIANA" scan --key "$T/foreign.csv" "$T/clean"
+check "missing key file" 2 "$DIANA" scan --key "nope.csv" "clean"
+printf 'a,b\r\n1,2\r\n' >"foreign.csv"
+check "foreign key file" 2 "$DIANA" scan --key "foreign.csv" "clean"
 
 # --- unreadable files fail closed -------------------------------------------
-mkdir -p "$T/mixed"
-cp "$T/clean/a.dcm" "$T/mixed/"
-echo "not DICOM" >"$T/mixed/notes.txt"
-head -c 600 "$T/clean/b.dcm" >"$T/mixed/truncated.dcm"
-check "unreadable files" 2 "$DIANA" scan --original "$T/orig" "$T/mixed"
+mkdir -p "mixed"
+cp "clean/a.dcm" "mixed/"
+echo "not DICOM" >"mixed/notes.txt"
+head -c 600 "clean/b.dcm" >"mixed/truncated.dcm"
+check "unreadable files" 2 "$DIANA" scan --original "orig" "mixed"
 contains "unreadable: text file" "$T/out" "notes.txt: unreadable: "
 contains "unreadable: truncated file" "$T/out" "truncated.dcm: unreadable: "
 lines "one line per unreadable file" "$T/out" 2
 contains "summary counts unreadable files" "$T/err" "3 files, 0 with protected data, 2 unreadable"
-check "missing output" 2 "$DIANA" scan --value MUSTERMANN "$T/does-not-exist"
+check "missing output" 2 "$DIANA" scan --value MUSTERMANN "does-not-exist"
 
 echo "1..$n"
 [ "$fails" -eq 0 ]
