@@ -149,7 +149,8 @@ DIANA_API void diana_deid_result_free(diana_deid_result *result) DIANA_NOEXCEPT;
  * Patient Identity Removed (0012,0062) = YES, De-identification Method
  * (0012,0063), De-identification Method Code Sequence (0012,0064, PS3.16
  * CID 7050 codes of the profile and each option; those of an earlier
- * de-identification are kept), Longitudinal Temporal Information Modified
+ * de-identification are kept, but for Retain options this run does not
+ * apply), Longitudinal Temporal Information Modified
  * (0028,0303), and the pseudonymous Patient ID when the object had none.
  * When the profile has a key file, one row per study is appended to it.
  * On success, and when `result` is not NULL, `*result` receives the result

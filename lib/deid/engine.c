@@ -76,6 +76,8 @@ static const struct method_code {
 	{ "113104", "Clean Structured Content Option" },
 	{ "113103", "Clean Graphics Option" },
 };
+/* bits 0..6 are the Retain options, 7..9 the Clean ones */
+#define IS_RETAIN_OPTION(k) ((k) < 7)
 static const struct method_code basic_code = { "113100", "Basic Application Confidentiality Profile" };
 #define BASIC_METHOD "PS3.15 Basic Application Level Confidentiality Profile"
 
@@ -799,17 +801,28 @@ static int add_method(ctx *c, diana_dataset *ds)
 		if (rc == 0)
 			rc = get_opt(ds, key, &m);
 		if (rc == 0 && s && m && printable_ascii(v) && printable_ascii(s) && printable_ascii(m)) {
+			int drop = 0;
 			if (!strcmp(s, "DCM")) {
 				if (!strcmp(v, basic_code.value))
 					seen[DIANA__NOPTIONS] = 1;
-				for (int k = 0; k < DIANA__NOPTIONS; k++)
-					if (!strcmp(v, method_codes[k].value) && (c->opt & (1u << k)))
+				for (int k = 0; k < DIANA__NOPTIONS; k++) {
+					if (strcmp(v, method_codes[k].value))
+						continue;
+					if (c->opt & (1u << k))
 						seen[k] = 1;
+					/* an earlier Retain option no longer holds unless this run
+					 * retains the same: what it kept may be gone now */
+					else if (IS_RETAIN_OPTION(k))
+						drop = 1;
+				}
 			}
+			if (drop)
+				goto next;
 			if (n++)
 				diana__buf_putc(&b, ',');
 			code_item(&b, v, s, m);
 		}
+	next:
 		free(v);
 		free(s);
 		free(m);

@@ -1510,3 +1510,46 @@ Test(deid, key_file_one_row_per_study)
 		free(b);
 	}
 }
+
+#define PRIOR_CODE(v, s, m)                                                                          \
+	"{\"00080100\":{\"vr\":\"SH\",\"Value\":[\"" v "\"]},\"00080102\":{\"vr\":\"SH\",\"Value\":[\"" s \
+	"\"]},\"00080104\":{\"vr\":\"LO\",\"Value\":[\"" m "\"]}}"
+
+Test(deid, earlier_deidentification_is_kept_when_still_true)
+{
+	diana_profile *p = profile(DIANA_DEID_CLEAN_DESCRIPTORS);
+	diana_dataset *ds = anon_json(p,
+	        "{\"00100020\":{\"vr\":\"LO\",\"Value\":[\"PID-1\"]},"
+	        "\"00120062\":{\"vr\":\"CS\",\"Value\":[\"YES\"]},"
+	        "\"00120063\":{\"vr\":\"LO\",\"Value\":[\"site tool 2.1\"]},"
+	        "\"00120064\":{\"vr\":\"SQ\",\"Value\":["
+	        PRIOR_CODE("113100", "DCM", "Basic Application Confidentiality Profile") ","
+	        PRIOR_CODE("113101", "DCM", "Clean Pixel Data Option") ","
+	        PRIOR_CODE("113107", "DCM", "Retain Longitudinal Temporal Information Modified Dates Option") ","
+	        PRIOR_CODE("face-off", "99SITE", "Defaced") "]}}", NULL);
+	char key[64], *v;
+	int have[5] = { 0 }, n = 0;
+	for (int i = 0; i < 10; i++) {
+		snprintf(key, sizeof key, "00120064[%d].00080100", i);
+		if (!(v = get(ds, key)))
+			break;
+		n++;
+		have[0] += !strcmp(v, "113100");
+		have[1] += !strcmp(v, "113101");
+		have[2] += !strcmp(v, "113107");
+		have[3] += !strcmp(v, "face-off");
+		have[4] += !strcmp(v, "113105");
+		diana_free(v);
+	}
+	cr_expect_eq(n, 4, "%d codes", n);
+	cr_expect_eq(have[0], 1, "the profile's code once");
+	cr_expect_eq(have[1], 1, "an earlier clean option stays");
+	cr_expect_eq(have[2], 0, "an earlier retain option no longer holds: dates are removed now");
+	cr_expect_eq(have[3], 1, "other coding schemes stay");
+	cr_expect_eq(have[4], 1, "this run's option");
+	v = get(ds, "DeidentificationMethod");
+	cr_expect(v && strstr(v, "site tool 2.1") && strstr(v, "Clean Descriptors Option"));
+	diana_free(v);
+	diana_dataset_free(ds);
+	diana_profile_free(p);
+}
