@@ -224,11 +224,14 @@ static void anon_help(FILE *out)
 	        "  --key KEY.csv       append one row per study (originals -> pseudonyms)\n"
 	        "  --map MAP.tsv       write one line per file: input path TAB output path\n"
 	        "  -j, --jobs N        worker threads (default 1)\n"
+	        "  --sync-each         fsync every output before the next (default: one flush\n"
+	        "                      of the output file system at the end of the run)\n"
 	        "  -o, --output OUTDIR output folder (created if needed)\n"
 	        "  -h, --help          show this help\n"
 	        "\n"
 	        "Files that are not valid DICOM are reported (path and reason) and skipped;\n"
-	        "DICOMDIR files are skipped with a note. Every output appears atomically.\n"
+	        "DICOMDIR files are skipped with a note. Every output appears atomically\n"
+	        "(temporary name, then rename) and the run is durable when diana exits.\n"
 	        "Exit status: 0 ok, 1 usage error, 2 an input failed or the profile is invalid.\n",
 	        progname);
 }
@@ -241,6 +244,7 @@ struct anon_item {
 
 struct anon_run {
 	diana_profile *profile;
+	int sync_each;
 	const char *outdir;
 	struct anon_item *items;
 	size_t n, cap, next;
@@ -325,22 +329,6 @@ static int anon_collect(struct anon_run *r, const char *path)
 	return rc;
 }
 
-/* a path component from a pseudonym: [A-Za-z0-9._-] only, never "", "." or ".." */
-static void anon_component(char *dst, size_t cap, const char *v)
-{
-	size_t i = 0;
-	int dots = 1;
-	for (; v && *v && i + 1 < cap; v++, i++) {
-		char c = *v;
-		dst[i] = (isalnum((unsigned char)c) || c == '.' || c == '_' || c == '-') ? c : '_';
-		if (dst[i] != '.')
-			dots = 0;
-	}
-	dst[i] = 0;
-	if (dots)
-		snprintf(dst, cap, "unknown");
-}
-
 static int anon_mkdirs(char *path)
 {
 	for (char *p = path + 1; *p; p++) {
@@ -358,79 +346,29 @@ static int anon_mkdirs(char *path)
 	return 0;
 }
 
-static int anon_is_dicomdir(const diana_dataset *ds)
-{
-	char *v = NULL;
-	int yes = 0;
-	if (diana_dataset_get(ds, "MediaStorageSOPClassUID", &v) == 0)
-		yes = strcmp(v, "1.2.840.10008.1.3.10") == 0;
-	diana_free(v);
-	return yes;
-}
-
 static void anon_one(struct anon_run *r, struct anon_item *it)
 {
-	diana_dataset *ds = NULL;
-	diana_deid_result *res = NULL;
-	char pid[80], study[80], series[80], sop[80];
-	char *dir = NULL, *out = NULL;
-	const char *what = "cannot read";
-	size_t len;
+	char *out = NULL;
+	int rc = diana_anonymize_into(r->profile, it->in, r->outdir, r->sync_each ? 0 : DIANA_ANON_NO_SYNC,
+	                              &out, NULL);
 
-	if (diana_dataset_open(&ds, it->in, NULL) < 0)
-		goto fail;
-	if (anon_is_dicomdir(ds)) {
-		diana_dataset_free(ds);
+	if (rc < 0) {
+		/* the message is thread-local: read it here, on the failing thread */
+		pthread_mutex_lock(&r->lock);
+		fprintf(stderr, "%s anon: %s: %s\n", progname, it->in,
+		        *diana_error_message() ? diana_error_message() : diana_strerror(rc));
+		pthread_mutex_unlock(&r->lock);
+		it->status = 2;
+	} else if (rc == 1) {
 		pthread_mutex_lock(&r->lock);
 		fprintf(stderr, "%s anon: %s: DICOMDIR skipped (a media directory, not an image)\n", progname,
 		        it->in);
 		pthread_mutex_unlock(&r->lock);
 		it->status = 3;
-		return;
+	} else {
+		it->out = out;
+		it->status = 1;
 	}
-	what = "cannot de-identify";
-	if (diana_anonymize_dataset(r->profile, ds, &res) < 0)
-		goto fail;
-	anon_component(pid, sizeof pid, diana_deid_result_get(res, "PatientID"));
-	anon_component(study, sizeof study, diana_deid_result_get(res, "StudyInstanceUID"));
-	anon_component(series, sizeof series, diana_deid_result_get(res, "SeriesInstanceUID"));
-	anon_component(sop, sizeof sop, diana_deid_result_get(res, "SOPInstanceUID"));
-	diana_deid_result_free(res);
-	len = strlen(r->outdir) + strlen(pid) + strlen(study) + strlen(series) + strlen(sop) + 16;
-	dir = malloc(len);
-	out = malloc(len);
-	if (!dir || !out) {
-		fprintf(stderr, "%s anon: out of memory\n", progname);
-		goto fail_quiet;
-	}
-	snprintf(dir, len, "%s/%s/%s/%s", r->outdir, pid, study, series);
-	snprintf(out, len, "%s/%s.dcm", dir, sop);
-	what = "cannot write the output";
-	if (anon_mkdirs(dir) < 0) {
-		pthread_mutex_lock(&r->lock);
-		fprintf(stderr, "%s anon: %s: cannot create an output folder: %s\n", progname, it->in,
-		        strerror(errno));
-		pthread_mutex_unlock(&r->lock);
-		goto fail_quiet;
-	}
-	if (diana_dataset_save(ds, out) < 0)
-		goto fail;
-	diana_dataset_free(ds);
-	free(dir);
-	it->out = out;
-	it->status = 1;
-	return;
-fail:
-	/* the message is thread-local: read it here, on the failing thread */
-	pthread_mutex_lock(&r->lock);
-	fprintf(stderr, "%s anon: %s: %s: %s\n", progname, it->in, what,
-	        *diana_error_message() ? diana_error_message() : diana_strerror(diana_error_code()));
-	pthread_mutex_unlock(&r->lock);
-fail_quiet:
-	diana_dataset_free(ds);
-	free(dir);
-	free(out);
-	it->status = 2;
 }
 
 static void *anon_worker(void *arg)
@@ -478,13 +416,14 @@ static int anon_write_map(const struct anon_run *r, const char *path)
 
 static int cmd_anon(int argc, char **argv)
 {
-	enum { OPT_SECRET = 256, OPT_OPTION, OPT_KEY, OPT_MAP, OPT_SHIFT };
+	enum { OPT_SECRET = 256, OPT_OPTION, OPT_KEY, OPT_MAP, OPT_SHIFT, OPT_SYNC_EACH };
 	static const struct option longopts[] = {
 		{ "secret-file", required_argument, NULL, OPT_SECRET },
 		{ "option", required_argument, NULL, OPT_OPTION },
 		{ "key", required_argument, NULL, OPT_KEY },
 		{ "map", required_argument, NULL, OPT_MAP },
 		{ "date-shift-days", required_argument, NULL, OPT_SHIFT },
+		{ "sync-each", no_argument, NULL, OPT_SYNC_EACH },
 		{ "jobs", required_argument, NULL, 'j' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
@@ -524,6 +463,7 @@ static int cmd_anon(int argc, char **argv)
 			if (errno || *end || jobs < 1 || jobs > 256)
 				return usage_error("anon", "-j takes 1..256");
 			break;
+		case OPT_SYNC_EACH: r.sync_each = 1; break;
 		case 'o': r.outdir = optarg; break;
 		case 'h': anon_help(stdout); return 0;
 		default: return usage_error("anon", "invalid option");
@@ -577,6 +517,11 @@ static int cmd_anon(int argc, char **argv)
 	for (long i = 1; i < jobs; i++)
 		pthread_join(threads[i], NULL);
 
+	/* one flush for the whole run (each output was renamed into place whole) */
+	if (!r.sync_each && diana_anonymize_sync(r.outdir) < 0) {
+		fprintf(stderr, "%s anon: %s: %s\n", progname, r.outdir, diana_error_message());
+		collect_failed = 1;
+	}
 	for (size_t i = 0; i < r.n; i++) {
 		written += r.items[i].status == 1;
 		failed += r.items[i].status == 2;

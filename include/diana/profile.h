@@ -183,6 +183,45 @@ DIANA_API int diana_anonymize_memory(diana_profile *profile, const uint8_t *data
                                      uint8_t **out, size_t *out_len,
                                      diana_deid_result **result) DIANA_NOEXCEPT;
 
+/** Flags of diana_anonymize_into(). */
+typedef enum diana_anon_flag_t {
+	/**
+	 * Do not fsync each output (nor its folder): the rename still makes it
+	 * appear whole, and one diana_anonymize_sync() after the last file
+	 * makes the whole run durable. Much faster for many files; after a
+	 * power loss before that sync, outputs may be empty: run again (the
+	 * outputs are the same bytes).
+	 */
+	DIANA_ANON_NO_SYNC = 1u << 0
+} diana_anon_flag_t;
+
+/**
+ * De-identify a DICOM file into the folder tree
+ * `out_dir`/<PatientID>/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm
+ * named by the new values (each component reduced to A-Z a-z 0-9 . _ -,
+ * "unknown" when empty), creating the folders (mode 0700) as needed. The
+ * input is opened strictly; the output is written to a temporary name and
+ * renamed into place (never a partial file), fsync'd unless
+ * DIANA_ANON_NO_SYNC. `flags`: DIANA_ANON_* bits.
+ * Returns 0 when written, with `*out_path` (if not NULL; release with
+ * diana_free()) the output's path and `*result` (if not NULL) the result;
+ * 1 when the input is a DICOMDIR (a media directory, not an object to
+ * de-identify): nothing is written, the outputs are NULL; a negative code
+ * on failure, as diana_anonymize_file().
+ * Thread safety: safe with a configured profile. Since: 0.1
+ */
+DIANA_API int diana_anonymize_into(diana_profile *profile, const char *in_path, const char *out_dir,
+                                   uint32_t flags, char **out_path,
+                                   diana_deid_result **result) DIANA_NOEXCEPT;
+
+/**
+ * Make everything written under `path` durable (syncfs() of its file
+ * system), after diana_anonymize_into() with DIANA_ANON_NO_SYNC.
+ * Errors: DIANA_EINVAL, DIANA_ENOTFOUND, DIANA_EIO.
+ * Thread safety: safe. Since: 0.1
+ */
+DIANA_API int diana_anonymize_sync(const char *path) DIANA_NOEXCEPT;
+
 DIANA_END_DECL
 
 #endif /* DIANA_PROFILE_H */

@@ -11,10 +11,15 @@
  * de-identification attributes are added and the key row is written.
  * SPDX-License-Identifier: MIT
  */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -998,4 +1003,130 @@ DIANA_API int diana_anonymize_memory(diana_profile *p, const uint8_t *data, size
 	if (result)
 		*result = r;
 	return 0;
+}
+
+/* ---- into a folder tree ------------------------------------------------------------ */
+
+#define MEDIA_STORAGE_DIRECTORY "1.2.840.10008.1.3.10"
+
+/* a path component from a pseudonym: [A-Za-z0-9._-] only, never "", "." or ".." */
+static void append_component(diana__buf *b, const char *v)
+{
+	size_t start = b->len;
+	int dots = 1;
+
+	diana__buf_putc(b, '/');
+	for (; v && *v; v++) {
+		char ch = *v;
+		if (!(isalnum((unsigned char)ch) || ch == '.' || ch == '_' || ch == '-'))
+			ch = '_';
+		if (ch != '.')
+			dots = 0;
+		diana__buf_putc(b, ch);
+	}
+	if (dots && !b->oom) {
+		b->len = start + 1;
+		b->data[b->len] = 0;
+		diana__buf_puts(b, "unknown");
+	}
+}
+
+static int mkdirs(char *path)
+{
+	for (char *p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+			int e = errno;
+			*p = '/';
+			return diana__error_errno(e, "cannot create an output folder");
+		}
+		*p = '/';
+	}
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return diana__error_errno(errno, "cannot create an output folder");
+	return 0;
+}
+
+DIANA_API int diana_anonymize_into(diana_profile *p, const char *in_path, const char *out_dir,
+                                   uint32_t flags, char **out_path, diana_deid_result **result)
+{
+	diana_dataset *ds = NULL;
+	diana_deid_result *r = NULL;
+	diana__buf b = DIANA__BUF_INIT;
+	char *sop_class = NULL, *path = NULL;
+	size_t dir_len, len;
+	int rc;
+
+	if (out_path)
+		*out_path = NULL;
+	if (result)
+		*result = NULL;
+	if (!p || !in_path || !out_dir || !*out_dir)
+		return diana__error_set(DIANA_EINVAL, "NULL argument");
+	if (flags & ~(uint32_t)DIANA_ANON_NO_SYNC)
+		return diana__error_set(DIANA_EINVAL, "unknown flags 0x%x", (unsigned)flags);
+	if ((rc = diana_dataset_open(&ds, in_path, NULL)) < 0)
+		return rc;
+	if ((rc = get_opt(ds, "00020002", &sop_class)) < 0)
+		goto out;
+	if (sop_class && !strcmp(sop_class, MEDIA_STORAGE_DIRECTORY)) {
+		rc = 1;
+		goto out;
+	}
+	if ((rc = diana_anonymize_dataset(p, ds, &r)) < 0)
+		goto out;
+	diana__buf_puts(&b, out_dir);
+	while (b.len > 1 && b.data[b.len - 1] == '/')
+		b.data[--b.len] = 0;
+	append_component(&b, diana_deid_result_get(r, "PatientID"));
+	append_component(&b, diana_deid_result_get(r, "StudyInstanceUID"));
+	append_component(&b, diana_deid_result_get(r, "SeriesInstanceUID"));
+	dir_len = b.len;
+	append_component(&b, diana_deid_result_get(r, "SOPInstanceUID"));
+	diana__buf_puts(&b, ".dcm");
+	if (b.oom) {
+		rc = DIANA_ENOMEM;
+		goto out;
+	}
+	path = diana__buf_detach(&b, &len);
+	path[dir_len] = 0;
+	rc = mkdirs(path);
+	path[dir_len] = '/';
+	if (rc < 0)
+		goto out;
+	if ((rc = diana__dataset_save_atomic(ds, path, !(flags & DIANA_ANON_NO_SYNC))) < 0)
+		goto out;
+	if (out_path) {
+		*out_path = path;
+		path = NULL;
+	}
+	if (result) {
+		*result = r;
+		r = NULL;
+	}
+	rc = 0;
+out:
+	diana__buf_dispose(&b);
+	free(path);
+	free(sop_class);
+	diana_deid_result_free(r);
+	diana_dataset_free(ds);
+	return rc;
+}
+
+DIANA_API int diana_anonymize_sync(const char *path)
+{
+	int fd, rc = 0;
+
+	if (!path)
+		return diana__error_set(DIANA_EINVAL, "NULL argument");
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return diana__error_errno(errno, "cannot open the output folder");
+	if (syncfs(fd) < 0)
+		rc = diana__error_errno(errno, "cannot flush the output file system");
+	close(fd);
+	return rc;
 }

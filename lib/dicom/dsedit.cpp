@@ -7,11 +7,16 @@
  * SPDX-License-Identifier: MIT
  */
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <new>
 #include <string>
 #include <vector>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "../core/core.h"
 #include "dicom.h"
@@ -286,6 +291,71 @@ extern "C" int diana__dict_tag(const char *keyword, uint32_t *tag)
 	try {
 		if (!dict_lookup(keyword, tag))
 			return diana__error_set(DIANA_ENOTFOUND, "unknown keyword");
+		return 0;
+	}
+	DIANA_EDIT_CATCH_ALL
+}
+
+namespace {
+
+/* the temporary file being written (an Error on failure, the diana error set) */
+class TmpSink : public Sink {
+public:
+	explicit TmpSink(diana__atomic_file *f) : f_(f) {}
+	void write(const char *p, size_t n) override
+	{
+		int rc = diana__atomic_write(f_, p, n);
+		if (rc)
+			throw Error(rc, diana_error_message());
+	}
+
+private:
+	diana__atomic_file *f_;
+};
+
+} // namespace
+
+extern "C" int diana__dataset_save_atomic(const diana_dataset *ds, const char *path, int sync)
+{
+	if (!ds || !path)
+		return diana__error_set(DIANA_EINVAL, "NULL argument");
+	try {
+		/* nothing is created for a dataset that cannot be encoded */
+		Part10 p10(ds->d);
+		struct stat st;
+		bool existed = stat(path, &st) == 0 && S_ISREG(st.st_mode);
+		diana__atomic_file af;
+		int rc = diana__atomic_open(&af, path);
+		if (rc)
+			return rc;
+		struct Abort {
+			diana__atomic_file *f;
+			bool armed = true;
+			~Abort()
+			{
+				if (armed)
+					diana__atomic_abort(f);
+			}
+		} guard{ &af };
+		if (existed && fchmod(af.fd, st.st_mode & 07777) < 0)
+			return diana__error_errno(errno, "cannot set file mode");
+		TmpSink sink(&af);
+		p10.write(sink);
+		if (sync) {
+			guard.armed = false;
+			return diana__atomic_commit(&af);
+		}
+		if (close(af.fd) < 0) {
+			af.fd = -1;
+			return diana__error_errno(errno, "cannot close file");
+		}
+		af.fd = -1;
+		if (rename(af.tmp_path, af.path) < 0)
+			return diana__error_errno(errno, "cannot rename file into place");
+		free(af.tmp_path);
+		free(af.path);
+		af.tmp_path = af.path = nullptr;
+		guard.armed = false;
 		return 0;
 	}
 	DIANA_EDIT_CATCH_ALL

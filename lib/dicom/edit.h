@@ -64,6 +64,16 @@ int diana__dataset_put(diana_dataset *ds, uint32_t tag, const char *vr, const ui
 int diana__dataset_put_json(diana_dataset *ds, const char *json);
 
 /**
+ * Write as a Part 10 file (as diana_dataset_save()) to a temporary name
+ * beside `path`, then rename it into place: never a partial file under
+ * `path`. With `sync`, the file and its folder are fsync'd (as
+ * diana_dataset_save()); without, the caller makes the result durable
+ * later (e.g. one syncfs() after many files). New files get mode 0600,
+ * a replaced file keeps its mode.
+ */
+int diana__dataset_save_atomic(const diana_dataset *ds, const char *path, int sync);
+
+/**
  * Tag of a public data dictionary keyword ("PatientName" -> 0x00100010).
  * Returns 0, DIANA_ENOTFOUND for an unknown keyword, DIANA_EINVAL for NULL.
  */

@@ -1553,3 +1553,73 @@ Test(deid, earlier_deidentification_is_kept_when_still_true)
 	diana_dataset_free(ds);
 	diana_profile_free(p);
 }
+
+static size_t count_files(const char *dir)
+{
+	char cmd[700];
+	FILE *f;
+	size_t n = 0;
+	snprintf(cmd, sizeof cmd, "find '%s' -type f | wc -l", dir);
+	f = popen(cmd, "r");
+	cr_assert_not_null(f);
+	cr_assert_eq(fscanf(f, "%zu", &n), 1);
+	pclose(f);
+	return n;
+}
+
+Test(deid, into_a_folder_tree)
+{
+	const char *root = getenv("DIANA_TEST_DATA");
+	char in[600], out_dir[600], want[900], dicomdir[600], bad[600];
+	diana_profile *p = profile(0);
+	diana_deid_result *r = NULL;
+	char *out = NULL, *out2 = NULL;
+	uint8_t *a, *b;
+	size_t na, nb;
+
+	snprintf(in, sizeof in, "%s/dicom/ct/CT_small.dcm", root);
+	snprintf(dicomdir, sizeof dicomdir, "%s/dicom/dicomdir/pydicom_dicomdirtests/DICOMDIR", root);
+	snprintf(bad, sizeof bad, "%s/dicom/malformed/MR_truncated.dcm", root);
+	snprintf(out_dir, sizeof out_dir, "%s/tree/", tmpdir);
+	cr_assert_eq(diana_anonymize_into(p, in, out_dir, 0, &out, &r), 0, "%s", diana_error_message());
+	snprintf(want, sizeof want, "%s/tree/%s/%s/%s/%s.dcm", tmpdir, diana_deid_result_get(r, "PatientID"),
+	         diana_deid_result_get(r, "StudyInstanceUID"), diana_deid_result_get(r, "SeriesInstanceUID"),
+	         diana_deid_result_get(r, "SOPInstanceUID"));
+	cr_expect_str_eq(out, want);
+	a = read_file(out, &na);
+	/* without the per-file fsync: the same bytes, same place */
+	cr_assert_eq(diana_anonymize_into(p, in, out_dir, DIANA_ANON_NO_SYNC, &out2, NULL), 0);
+	cr_expect_str_eq(out2, out);
+	cr_expect_eq(diana_anonymize_sync(out_dir), 0);
+	b = read_file(out2, &nb);
+	cr_expect(na == nb && !memcmp(a, b, na), "outputs differ");
+	{
+		struct stat st;
+		char dir[900];
+		cr_assert_eq(stat(out, &st), 0);
+		cr_expect_eq(st.st_mode & 0777, 0600);
+		snprintf(dir, sizeof dir, "%.*s", (int)(strrchr(out, '/') - out), out);
+		cr_assert_eq(stat(dir, &st), 0);
+		cr_expect_eq(st.st_mode & 0777, 0700, "output folders are private");
+	}
+	free(a);
+	free(b);
+	diana_free(out);
+	diana_free(out2);
+	diana_deid_result_free(r);
+	cr_expect_eq(count_files(out_dir), 1, "one file, no temporary left");
+
+	/* a DICOMDIR is skipped, a malformed file refused: nothing written */
+	out = (char *)1;
+	r = (diana_deid_result *)1;
+	cr_expect_eq(diana_anonymize_into(p, dicomdir, out_dir, 0, &out, &r), 1);
+	cr_expect_null(out);
+	cr_expect_null(r);
+	cr_expect_lt(diana_anonymize_into(p, bad, out_dir, 0, &out, NULL), 0);
+	cr_expect_null(out);
+	cr_expect_eq(count_files(out_dir), 1);
+	cr_expect_eq(diana_anonymize_into(p, in, out_dir, 1u << 5, NULL, NULL), DIANA_EINVAL);
+	cr_expect_eq(diana_anonymize_into(p, in, "", 0, NULL, NULL), DIANA_EINVAL);
+	cr_expect_eq(diana_anonymize_sync("/nonexistent/folder"), DIANA_ENOTFOUND);
+	diana_profile_free(p);
+}

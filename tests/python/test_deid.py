@@ -146,3 +146,17 @@ def test_anonymize_folder(tmp_path, secret_file):
         with diana.Dataset(r["output"]) as ds:
             assert ds["LongitudinalTemporalInformationModified"] == "MODIFIED"
     assert key.read_text().count("\n") == 3  # header + two studies
+
+
+def test_anonymize_into(tmp_path, ct_path):
+    with diana.Profile(secret=SECRET) as p:
+        out, r = p.anonymize_into(ct_path, tmp_path / "tree")
+        out2, r2 = p.anonymize_into(ct_path, tmp_path / "tree", sync=False)
+        diana.sync_folder(tmp_path / "tree")
+        assert out == out2 and r == r2
+        rel = os.path.relpath(out, tmp_path / "tree").split(os.sep)
+        assert rel == [r["PatientID"], r["StudyInstanceUID"], r["SeriesInstanceUID"],
+                       r["SOPInstanceUID"] + ".dcm"]
+        skipped = p.anonymize_into(data_file("dicom/dicomdir/pydicom_dicomdirtests/DICOMDIR"),
+                                   tmp_path / "tree")
+        assert skipped == (None, None)

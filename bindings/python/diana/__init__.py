@@ -23,13 +23,14 @@ from . import _lib
 from ._dataset import (FOREACH_META, JSON_META, JSON_NO_BULK, JSON_PRETTY,
                        OPEN_LENIENT, OPEN_SKIP_PIXELS, UNDEFINED_LENGTH,
                        Dataset, Element)
-from ._deid import (ACTION_DEFAULT, ACTION_EMPTY, ACTION_KEEP, ACTION_REMOVE,
+from ._deid import (ANON_NO_SYNC, ACTION_DEFAULT, ACTION_EMPTY, ACTION_KEEP, ACTION_REMOVE,
                     ACTION_REPLACE, DEID_CLEAN_DESCRIPTORS, DEID_CLEAN_GRAPHICS,
                     DEID_CLEAN_STRUCTURED_CONTENT, DEID_RETAIN_DEVICE_IDENTITY,
                     DEID_RETAIN_INSTITUTION_IDENTITY, DEID_RETAIN_LONG_FULL_DATES,
                     DEID_RETAIN_LONG_MODIFIED_DATES,
                     DEID_RETAIN_PATIENT_CHARACTERISTICS, DEID_RETAIN_SAFE_PRIVATE,
-                    DEID_RETAIN_UIDS, Profile, anonymize, option_names)
+                    DEID_RETAIN_UIDS, Profile, anonymize, option_names,
+                    sync_folder)
 from ._lib import DianaError
 from ._scan import KEY_COLUMNS, Finding, Scanner, key_lookup
 from ._log import (LOG_DEBUG, LOG_ERROR, LOG_INFO, LOG_NONE, LOG_WARNING,
@@ -47,7 +48,7 @@ __all__ = [
     "FEATURE_THREADS", "FEATURE_HTTPS", "FEATURE_ICONV",
     "OPEN_LENIENT", "OPEN_SKIP_PIXELS", "FOREACH_META",
     "JSON_PRETTY", "JSON_NO_BULK", "JSON_META", "UNDEFINED_LENGTH",
-    "Profile", "anonymize", "option_names",
+    "Profile", "anonymize", "option_names", "sync_folder", "ANON_NO_SYNC",
     "Scanner", "Finding", "key_lookup", "KEY_COLUMNS",
     "DEID_RETAIN_SAFE_PRIVATE", "DEID_RETAIN_UIDS", "DEID_RETAIN_DEVICE_IDENTITY",
     "DEID_RETAIN_INSTITUTION_IDENTITY", "DEID_RETAIN_PATIENT_CHARACTERISTICS",

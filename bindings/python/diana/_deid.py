@@ -3,12 +3,11 @@
 
 import contextlib
 import os
-import re
 import threading
 from ctypes import byref, c_size_t, c_uint32, c_void_p
 
 from . import _lib
-from ._dataset import Dataset, _cstr, _key, _path
+from ._dataset import _cstr, _key, _path
 from ._lib import (PROFILE_OPTIONS_VERSION, DianaError, P_profile, P_result,
                    api, diana_profile_options)
 
@@ -31,6 +30,9 @@ ACTION_REMOVE = 2
 ACTION_EMPTY = 3
 ACTION_REPLACE = 4
 
+# diana_anon_flag_t
+ANON_NO_SYNC = 1 << 0
+
 _ACTION_NAMES = {"default": ACTION_DEFAULT, "keep": ACTION_KEEP, "remove": ACTION_REMOVE,
                  "empty": ACTION_EMPTY}
 
@@ -38,7 +40,11 @@ _ACTION_NAMES = {"default": ACTION_DEFAULT, "keep": ACTION_KEEP, "remove": ACTIO
 RESULT_FIELDS = ("PatientID", "PatientName", "PatientBirthDate", "AccessionNumber",
                  "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "StudyDate")
 
-_MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+
+def sync_folder(path):
+    """Flush everything written under `path` to disk (after
+    :meth:`Profile.anonymize_into` with ``sync=False``)."""
+    api.diana_anonymize_sync(_path(path))
 
 
 def option_names():
@@ -159,6 +165,22 @@ class Profile:
         result = _take_result(res)
         return _lib.take_bytes(out, n.value), result
 
+    def anonymize_into(self, in_path, out_dir, sync=True):
+        """De-identify a file into the tree
+        OUT_DIR/<PatientID>/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm:
+        (output path, result dict), or (None, None) for a DICOMDIR (nothing
+        written). ``sync=False`` skips the per-file fsync; call
+        :func:`sync_folder` once at the end."""
+        out = c_void_p()
+        res = P_result()
+        with self._use() as h:
+            rc = api.diana_anonymize_into(h, _path(in_path), _path(out_dir),
+                                          0 if sync else ANON_NO_SYNC, byref(out), byref(res))
+        if rc == 1:
+            return None, None
+        result = _take_result(res)
+        return _lib.take_string(out), result
+
     def anonymize_dataset(self, ds):
         """De-identify a :class:`Dataset` in place; returns the result dict."""
         res = P_result()
@@ -198,15 +220,6 @@ class Profile:
         raise TypeError("Profile cannot be copied or pickled")
 
 
-_SAFE = re.compile(r"[^A-Za-z0-9._-]")
-
-
-def _component(value):
-    """A path component from a pseudonym (never empty, '.' or '..')."""
-    v = _SAFE.sub("_", value or "")
-    return v if v.strip(".") else "unknown"
-
-
 def _inputs(path_or_dir):
     p = os.fspath(path_or_dir)
     if os.path.isdir(p):
@@ -222,30 +235,26 @@ def anonymize(path_or_dir, out, *, secret_file=None, secret=None, key=None, opti
               overrides=None, date_shift_max_days=0):
     """De-identify a file or every file under a folder into the folder `out`,
     as OUT/<PatientID>/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm
-    (the new values). Returns one dict per input file: {"input", "output",
-    "result"} on success, {"input", "error"} (a DianaError) for a file that
-    is not valid DICOM, {"input", "skipped": "DICOMDIR"} for media
-    directories. A bad profile (no secret...) raises."""
+    (the new values; the same tree as ``diana anon``). Returns one dict per
+    input file: {"input", "output", "result"} on success, {"input", "error"}
+    (a DianaError) for a file that is not valid DICOM, {"input", "skipped":
+    "DICOMDIR"} for media directories. Outputs appear whole (renamed into
+    place) and are flushed to disk once at the end. A bad profile (no
+    secret...) raises."""
     results = []
     with Profile(secret_file, secret=secret, options=options, key=key, overrides=overrides,
                  date_shift_max_days=date_shift_max_days) as profile:
         for path in _inputs(path_or_dir):
             entry = {"input": path}
             try:
-                with Dataset(path) as ds:
-                    if ds.get("MediaStorageSOPClassUID") == _MEDIA_STORAGE_DIRECTORY:
-                        entry["skipped"] = "DICOMDIR"
-                        results.append(entry)
-                        continue
-                    result = profile.anonymize_dataset(ds)
-                    dest = os.path.join(os.fspath(out), _component(result.get("PatientID")),
-                                        _component(result.get("StudyInstanceUID")),
-                                        _component(result.get("SeriesInstanceUID")))
-                    os.makedirs(dest, mode=0o700, exist_ok=True)
-                    dest = os.path.join(dest, _component(result.get("SOPInstanceUID")) + ".dcm")
-                    ds.save(dest)
-                entry.update(output=dest, result=result)
+                dest, result = profile.anonymize_into(path, out, sync=False)
+                if dest is None:
+                    entry["skipped"] = "DICOMDIR"
+                else:
+                    entry.update(output=dest, result=result)
             except DianaError as e:
                 entry["error"] = e
             results.append(entry)
+        if any("output" in r for r in results):
+            api.diana_anonymize_sync(_path(out))
     return results

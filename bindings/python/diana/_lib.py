@@ -236,6 +236,9 @@ DECLARATIONS = {
     "diana_anonymize_file": (c_int, [P_profile, c_char_p, c_char_p, POINTER(P_result)], CHECKED, (0, 1)),
     "diana_anonymize_memory": (c_int, [P_profile, c_char_p, c_size_t, P_owned, POINTER(c_size_t),
                                        POINTER(P_result)], CHECKED, (0, 1)),
+    "diana_anonymize_into": (c_int, [P_profile, c_char_p, c_char_p, c_uint32, P_owned, POINTER(P_result)],
+                             CHECKED, (0, 1)),
+    "diana_anonymize_sync": (c_int, [c_char_p], CHECKED, (0, 1)),
     # scan.h
     "diana_key_lookup": (c_int, [c_char_p, c_char_p, c_char_p, P_owned], CHECKED, (0, 1)),
     "diana_scanner_new": (c_int, [POINTER(P_scanner)], CHECKED, (0, 1)),
