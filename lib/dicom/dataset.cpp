@@ -22,27 +22,7 @@
 
 using namespace diana_dcm;
 
-struct diana_dataset {
-	Dataset d;
-};
 
-#define DIANA_CATCH_ALL                                                                      \
-	catch (const diana_dcm::Error &e)                                                        \
-	{                                                                                        \
-		return diana__error_set(e.code(), "%s", e.what());                                   \
-	}                                                                                        \
-	catch (const std::bad_alloc &)                                                           \
-	{                                                                                        \
-		return diana__error_oom();                                                           \
-	}                                                                                        \
-	catch (const std::exception &e)                                                          \
-	{                                                                                        \
-		return diana__error_set(DIANA_EDICOM, "%s", e.what());                               \
-	}                                                                                        \
-	catch (...)                                                                              \
-	{                                                                                        \
-		return diana__error_set(DIANA_ERROR, "unexpected internal error");                   \
-	}
 
 namespace {
 

@@ -25,28 +25,7 @@
 
 using namespace diana_dcm;
 
-/* as defined in dataset.cpp (the public handle wraps the model) */
-struct diana_dataset {
-	Dataset d;
-};
 
-#define DIANA_EDIT_CATCH_ALL                                                                 \
-	catch (const diana_dcm::Error &e)                                                        \
-	{                                                                                        \
-		return diana__error_set(e.code(), "%s", e.what());                                   \
-	}                                                                                        \
-	catch (const std::bad_alloc &)                                                           \
-	{                                                                                        \
-		return diana__error_oom();                                                           \
-	}                                                                                        \
-	catch (const std::exception &e)                                                          \
-	{                                                                                        \
-		return diana__error_set(DIANA_EDICOM, "%s", e.what());                               \
-	}                                                                                        \
-	catch (...)                                                                              \
-	{                                                                                        \
-		return diana__error_set(DIANA_ERROR, "unexpected internal error");                   \
-	}
 
 namespace {
 
@@ -232,7 +211,7 @@ extern "C" int diana__dataset_edit(diana_dataset *ds, diana__edit_fn fn, void *u
 			return rc;
 		return w.elements(ds->d.root.elems, 0, std::string(), false);
 	}
-	DIANA_EDIT_CATCH_ALL
+	DIANA_CATCH_ALL
 }
 
 extern "C" int diana__dataset_put(diana_dataset *ds, uint32_t tag, const char *vr, const uint8_t *value,
@@ -256,7 +235,7 @@ extern "C" int diana__dataset_put(diana_dataset *ds, uint32_t tag, const char *v
 		put_sorted((tag >> 16) == 0x0002 ? ds->d.meta : ds->d.root.elems, std::move(el));
 		return 0;
 	}
-	DIANA_EDIT_CATCH_ALL
+	DIANA_CATCH_ALL
 }
 
 extern "C" int diana__dataset_put_json(diana_dataset *ds, const char *json)
@@ -281,7 +260,7 @@ extern "C" int diana__dataset_put_json(diana_dataset *ds, const char *json)
 		}
 		return 0;
 	}
-	DIANA_EDIT_CATCH_ALL
+	DIANA_CATCH_ALL
 }
 
 extern "C" int diana__dict_tag(const char *keyword, uint32_t *tag)
@@ -293,7 +272,7 @@ extern "C" int diana__dict_tag(const char *keyword, uint32_t *tag)
 			return diana__error_set(DIANA_ENOTFOUND, "unknown keyword");
 		return 0;
 	}
-	DIANA_EDIT_CATCH_ALL
+	DIANA_CATCH_ALL
 }
 
 namespace {
@@ -358,5 +337,5 @@ extern "C" int diana__dataset_save_atomic(const diana_dataset *ds, const char *p
 		guard.armed = false;
 		return 0;
 	}
-	DIANA_EDIT_CATCH_ALL
+	DIANA_CATCH_ALL
 }

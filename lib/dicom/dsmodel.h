@@ -403,4 +403,29 @@ void swap_words(std::string &s, unsigned size);
 
 } // namespace diana_dcm
 
+
+/* The public handle wraps the model (one definition for every lib/dicom file). */
+struct diana_dataset {
+	diana_dcm::Dataset d;
+};
+
+/* Catch-all for extern "C" entry points: no exception crosses the C boundary. */
+#define DIANA_CATCH_ALL                                                                      \
+	catch (const diana_dcm::Error &e)                                                        \
+	{                                                                                        \
+		return diana__error_set(e.code(), "%s", e.what());                                   \
+	}                                                                                        \
+	catch (const std::bad_alloc &)                                                           \
+	{                                                                                        \
+		return diana__error_oom();                                                           \
+	}                                                                                        \
+	catch (const std::exception &e)                                                          \
+	{                                                                                        \
+		return diana__error_set(DIANA_EDICOM, "%s", e.what());                               \
+	}                                                                                        \
+	catch (...)                                                                              \
+	{                                                                                        \
+		return diana__error_set(DIANA_ERROR, "unexpected internal error");                   \
+	}
+
 #endif /* DIANA_DSMODEL_H */
