@@ -11,5 +11,7 @@
 #include <diana/dataset.h>
 #include <diana/profile.h>
 #include <diana/scan.h>
+#include <diana/session.h>
+#include <diana/dose.h>
 
 #endif /* DIANA_DIANA_H */

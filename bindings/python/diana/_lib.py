@@ -302,6 +302,16 @@ if version_info[0] != API_MAJOR:
         "libdiana %s at %s is incompatible with this binding (written for major version %d)"
         % (version_string, path, API_MAJOR))
 
+# The declarations of later headers live in one file per module
+# (_decl_<module>.py, each a DECLARATIONS dict built from the names above).
+from . import _decl_session, _decl_dose  # noqa: E402  (needs the types above)
+
+for _mod in (_decl_session, _decl_dose):
+    for _name in _mod.DECLARATIONS:
+        if _name in DECLARATIONS:
+            raise ImportError("%s declared twice" % _name)
+    DECLARATIONS.update(_mod.DECLARATIONS)
+
 api = _Api()
 missing = []  # declared functions the loaded library lacks
 

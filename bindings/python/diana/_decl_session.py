@@ -1,0 +1,6 @@
+# libdiana Python binding: ctypes declarations of include/diana/session.h.
+# SPDX-License-Identifier: MIT
+"""Declarations of session.h: name -> (restype, argtypes, errcheck?, since), merged
+into diana._lib.DECLARATIONS (same rules, see _lib.py)."""
+
+DECLARATIONS = {}

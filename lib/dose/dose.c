@@ -1,0 +1,2 @@
+/* libdiana - lib/dose (being written). SPDX-License-Identifier: MIT */
+typedef int diana__dose_placeholder;

@@ -1,0 +1,2 @@
+/* libdiana - lib/session (being written). SPDX-License-Identifier: MIT */
+typedef int diana__session_placeholder;
