@@ -35,6 +35,15 @@ int diana__charset_to_utf8(const char *charset, const char *bytes, size_t len, i
 /** True when a Specific Character Set value is supported. */
 int diana__charset_supported(const char *charset) DIANA_NOEXCEPT;
 
+/* ---- the data dictionary (dict_c.cpp) ---- */
+
+/** Tag of a public keyword ("PatientName"): 0, DIANA_ENOTFOUND, DIANA_EINVAL. */
+int diana__dict_lookup(const char *keyword, uint32_t *tag) DIANA_NOEXCEPT;
+/** Keyword of a public tag, "" for private, group length or unknown tags (static storage). */
+const char *diana__dict_keyword(uint32_t tag) DIANA_NOEXCEPT;
+/** The dictionary VR of a tag ("UN" when unknown; "LO" for private creators; US for US/SS). */
+void diana__dict_vr(uint32_t tag, char vr[3]) DIANA_NOEXCEPT;
+
 #ifdef __cplusplus
 }
 #endif
