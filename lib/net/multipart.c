@@ -221,11 +221,15 @@ static int emit(diana__multipart *m, const void *p, size_t n)
 /*
  * Scan for the delimiter (preamble: bytes dropped; body: bytes emitted).
  * *used receives the bytes consumed; returns 1 when a whole delimiter was
- * consumed, 0 when the input ran out, or a negative code.
+ * consumed, 0 when the input ran out, or a negative code. A partial match
+ * that began in this chunk and fails stays part of the current run of data
+ * (one emit per run, not one per CR); one that began in an earlier chunk is
+ * replayed from the delimiter.
  */
 static int scan(diana__multipart *m, const uint8_t *p, size_t len, size_t *used)
 {
-	size_t i = 0, run = 0; /* [run, i): bytes known to be data, not emitted yet */
+	size_t i = 0, run = 0; /* [run, ...): data not emitted yet */
+	size_t ms = SIZE_MAX;  /* where the partial match began in this chunk; MAX: earlier */
 	int rc;
 
 	while (i < len) {
@@ -236,16 +240,16 @@ static int scan(diana__multipart *m, const uint8_t *p, size_t len, size_t *used)
 				break;
 			}
 			i = (size_t)(q - p);
-			if ((rc = emit(m, p + run, i - run)) != 0)
-				return rc;
+			ms = i++;
 			m->matched = 1;
-			run = ++i;
 			continue;
 		}
 		if (p[i] == (uint8_t)m->delim[m->matched]) {
-			m->matched++;
-			run = ++i;
-			if (m->matched == m->dlen) {
+			i++;
+			if (++m->matched == m->dlen) {
+				/* the data before the delimiter (none when it began in an earlier chunk) */
+				if (ms != SIZE_MAX && (rc = emit(m, p + run, ms - run)) != 0)
+					return rc;
 				m->matched = 0;
 				*used = i;
 				return 1;
@@ -253,13 +257,20 @@ static int scan(diana__multipart *m, const uint8_t *p, size_t len, size_t *used)
 			continue;
 		}
 		/* a failed partial match: its bytes were data; p[i] is examined again */
-		if ((rc = emit(m, m->delim, m->matched)) != 0)
-			return rc;
+		if (ms == SIZE_MAX) {
+			if ((rc = emit(m, m->delim, m->matched)) != 0)
+				return rc;
+			run = i;
+		}
 		m->matched = 0;
-		run = i;
 	}
-	if ((rc = emit(m, p + run, len - run)) != 0)
+	if (m->matched > 0) {
+		/* a partial match runs into the next chunk: emit up to its start */
+		if (ms != SIZE_MAX && (rc = emit(m, p + run, ms - run)) != 0)
+			return rc;
+	} else if ((rc = emit(m, p + run, len - run)) != 0) {
 		return rc;
+	}
 	*used = len;
 	return 0;
 }

@@ -29,6 +29,7 @@ struct coll {
 	int stop_rc;
 	int in_part;
 	int order_error;
+	size_t calls; /* data callbacks */
 };
 
 static int on_begin(const diana__multipart_part *p, void *ud)
@@ -51,6 +52,7 @@ static int on_data(const void *d, size_t n, void *ud)
 	struct coll *c = ud;
 	if (!c->in_part || n == 0)
 		c->order_error = 1;
+	c->calls++;
 	return diana__buf_put(&c->body[c->nparts - 1], d, n);
 }
 
@@ -413,6 +415,8 @@ Test(multipart, large_part_streamed_in_pieces)
 	cr_assert_eq(diana__multipart_parts(m), 1);
 	cr_assert_eq(c.body[0].len, n);
 	cr_assert_eq(memcmp(c.body[0].data, b + 7, n), 0);
+	/* CRs inside the data do not split it: about one piece per chunk */
+	cr_assert_leq(c.calls, 2 * ((n + 16) / 16384 + 1), "%zu data callbacks", c.calls);
 	diana__multipart_free(m);
 	coll_dispose(&c);
 	free(b);
