@@ -520,7 +520,8 @@ out:
 void scan_help(FILE *out)
 {
 	fprintf(out,
-	        "Usage: %s scan [--key KEY.csv] [--value V]... [--original FILE_OR_DIR]... OUTPUT...\n"
+	        "Usage: %s scan [--key KEY.csv] [--value V]... [--original FILE_OR_DIR]...\n"
+	        "               [--option NAME]... [-j N] OUTPUT...\n"
 	        "\n"
 	        "Look for protected values (the originals' names, IDs, dates, UIDs, addresses...)\n"
 	        "in de-identified outputs: file and folder names, the preamble, the file meta and\n"
@@ -531,12 +532,16 @@ void scan_help(FILE *out)
 	        "  --key KEY.csv           protect the Original* columns of a key file\n"
 	        "  --value V               protect one value (at least 3 bytes; a person name\n"
 	        "                          as Family^Given is also searched word by word)\n"
-	        "  --original FILE_OR_DIR  protect every value the basic profile changes in these\n"
+	        "  --original FILE_OR_DIR  protect every value the profile changes in these\n"
 	        "                          original files (folders: recursively)\n"
+	        "  --option NAME           the outputs were made with this option of diana anon\n"
+	        "                          (repeatable, same names): the values it retains on\n"
+	        "                          purpose are not protected from --original and --key\n"
+	        "  -j, --jobs N            scan with N threads (default 1; same report)\n"
 	        "  -h, --help              show this help\n"
 	        "\n"
 	        "Prints one line per finding, PATH: WHERE: KIND (never the value), and\n"
-	        "PATH: unreadable: REASON for a file that cannot be scanned.\n"
+	        "PATH: unreadable: REASON for a file that cannot be scanned, in path order.\n"
 	        "Exit status: 0 nothing found, 1 usage error, 2 a leak or an unreadable file.\n",
 	        progname);
 }
@@ -655,48 +660,106 @@ static size_t print_findings(const char *path, const char *report)
 	return n;
 }
 
+/* one output file's result, printed in path order once all are scanned */
+struct scan_item {
+	int rc;
+	char *report;  /* findings (DIANA_ELEAK) */
+	char *message; /* the error message otherwise */
+};
+
+struct scan_run {
+	const diana_scanner *sc;
+	const path_list *outputs;
+	struct scan_item *items;
+	size_t next;
+	pthread_mutex_t lock;
+};
+
+static void *scan_worker(void *arg)
+{
+	struct scan_run *r = arg;
+	for (;;) {
+		struct scan_item *it;
+		size_t i;
+		pthread_mutex_lock(&r->lock);
+		i = r->next < r->outputs->n ? r->next++ : SIZE_MAX;
+		pthread_mutex_unlock(&r->lock);
+		if (i == SIZE_MAX)
+			return NULL;
+		it = &r->items[i];
+		it->rc = diana_scanner_scan_file(r->sc, r->outputs->v[i], &it->report);
+		if (it->rc == 0) { /* clean: nothing to keep */
+			diana_free(it->report);
+			it->report = NULL;
+		}
+		/* the message is thread-local: keep it from this thread */
+		if (it->rc < 0 && it->rc != DIANA_ELEAK)
+			it->message = strdup(*diana_error_message() ? diana_error_message() : diana_strerror(it->rc));
+	}
+}
+
 int cmd_scan(int argc, char **argv)
 {
-	enum { OPT_KEY = 256, OPT_VALUE, OPT_ORIGINAL };
+	enum { OPT_KEY = 256, OPT_VALUE, OPT_ORIGINAL, OPT_OPTION };
 	static const struct option longopts[] = {
 		{ "key", required_argument, NULL, OPT_KEY },
 		{ "value", required_argument, NULL, OPT_VALUE },
 		{ "original", required_argument, NULL, OPT_ORIGINAL },
+		{ "option", required_argument, NULL, OPT_OPTION },
+		{ "jobs", required_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	diana_dataset_options opts = DIANA_DATASET_OPTIONS_INIT;
 	diana_scanner *sc = NULL;
 	path_list originals = { NULL, 0, 0 }, outputs = { NULL, 0, 0 };
+	path_list keys = { NULL, 0, 0 }, values = { NULL, 0, 0 };
+	struct scan_run run;
+	pthread_t *threads = NULL;
 	size_t i, nleak = 0, nbad = 0;
+	uint32_t options = 0;
+	long jobs = 1;
+	char *end;
 	int c, rc, status = EXIT_FAIL, sources = 0;
 
+	memset(&run, 0, sizeof run);
 	if (diana_scanner_new(&sc) < 0)
 		return fail("scan");
 	opts.flags = DIANA_OPEN_LENIENT;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+	/* first the whole command line: the options decide what the sources protect */
+	while ((c = getopt_long(argc, argv, "hj:", longopts, NULL)) != -1) {
+		uint32_t bit;
 		switch (c) {
 		case OPT_KEY:
 			sources++;
-			if (diana_scanner_add_key_file(sc, optarg) < 0) {
-				status = fail(optarg);
-				goto out;
-			}
+			if (path_list_add(&keys, optarg) < 0)
+				goto oom;
 			break;
 		case OPT_VALUE:
 			sources++;
-			if (diana_scanner_add_value(sc, optarg) < 0) {
-				/* never echo the value */
-				fprintf(stderr, "%s scan: --value: %s\n", progname, diana_error_message());
-				status = EXIT_USAGE;
-				goto out;
-			}
+			if (path_list_add(&values, optarg) < 0)
+				goto oom;
 			break;
 		case OPT_ORIGINAL:
 			sources++;
 			if (collect_files(optarg, &originals) < 0)
 				goto out;
+			break;
+		case OPT_OPTION:
+			if (diana_deid_option_from_name(optarg, &bit) < 0) {
+				status = usage_error("scan", "unknown --option (the names of diana anon --option)");
+				goto out;
+			}
+			options |= bit;
+			break;
+		case 'j':
+			errno = 0;
+			jobs = strtol(optarg, &end, 10);
+			if (errno || *end || jobs < 1 || jobs > 256) {
+				status = usage_error("scan", "-j takes 1..256");
+				goto out;
+			}
 			break;
 		case 'h':
 			scan_help(stdout);
@@ -714,6 +777,25 @@ int cmd_scan(int argc, char **argv)
 	if (optind >= argc) {
 		status = usage_error("scan", "at least one OUTPUT is needed");
 		goto out;
+	}
+	if (diana_scanner_set_options(sc, options) < 0) {
+		fprintf(stderr, "%s scan: --option: %s\n", progname, diana_error_message());
+		status = EXIT_USAGE;
+		goto out;
+	}
+	for (i = 0; i < keys.n; i++) {
+		if (diana_scanner_add_key_file(sc, keys.v[i]) < 0) {
+			status = fail(keys.v[i]);
+			goto out;
+		}
+	}
+	for (i = 0; i < values.n; i++) {
+		if (diana_scanner_add_value(sc, values.v[i]) < 0) {
+			/* never echo the value */
+			fprintf(stderr, "%s scan: --value: %s\n", progname, diana_error_message());
+			status = EXIT_USAGE;
+			goto out;
+		}
 	}
 	for (i = 0; i < originals.n; i++) {
 		diana_dataset *ds = NULL;
@@ -736,23 +818,43 @@ int cmd_scan(int argc, char **argv)
 			printf("%s: unreadable: cannot list\n", argv[optind]);
 		}
 	}
-	for (i = 0; i < outputs.n; i++) {
-		char *report = NULL;
-		rc = diana_scanner_scan_file(sc, outputs.v[i], &report);
-		if (rc == DIANA_ELEAK) {
-			nleak++;
-			if (!report || print_findings(outputs.v[i], report) == 0)
-				printf("%s: protected data\n", outputs.v[i]);
-		} else if (rc == DIANA_EINVAL) {
-			/* the scanner holds nothing to look for: never report "clean" */
-			diana_free(report);
-			status = fail("scan");
-			goto out;
-		} else if (rc < 0) {
-			nbad++;
-			printf("%s: unreadable: %s\n", outputs.v[i], diana_error_message());
+
+	/* scan (the filled scanner is shared by the threads), then report in path order */
+	run.sc = sc;
+	run.outputs = &outputs;
+	if (outputs.n && !(run.items = calloc(outputs.n, sizeof *run.items)))
+		goto oom;
+	if ((size_t)jobs > outputs.n)
+		jobs = outputs.n ? (long)outputs.n : 1;
+	if (!(threads = calloc((size_t)jobs, sizeof *threads)))
+		goto oom;
+	pthread_mutex_init(&run.lock, NULL);
+	for (long t = 1; t < jobs; t++) {
+		if (pthread_create(&threads[t], NULL, scan_worker, &run) != 0) {
+			jobs = t;
+			break;
 		}
-		diana_free(report);
+	}
+	scan_worker(&run);
+	for (long t = 1; t < jobs; t++)
+		pthread_join(threads[t], NULL);
+	pthread_mutex_destroy(&run.lock);
+
+	for (i = 0; i < outputs.n; i++) {
+		struct scan_item *it = &run.items[i];
+		if (it->rc == DIANA_ELEAK) {
+			nleak++;
+			if (!it->report || print_findings(outputs.v[i], it->report) == 0)
+				printf("%s: protected data\n", outputs.v[i]);
+		} else if (it->rc == DIANA_EINVAL) {
+			/* the scanner holds nothing to look for: never report "clean" */
+			fprintf(stderr, "%s scan: %s\n", progname, it->message ? it->message : "invalid scanner");
+			status = EXIT_FAIL;
+			goto out;
+		} else if (it->rc < 0) {
+			nbad++;
+			printf("%s: unreadable: %s\n", outputs.v[i], it->message ? it->message : "out of memory");
+		}
 	}
 	if (fflush(stdout) != 0) {
 		fprintf(stderr, "%s: cannot write output\n", progname);
@@ -761,10 +863,23 @@ int cmd_scan(int argc, char **argv)
 	fprintf(stderr, "%s scan: %zu file%s, %zu with protected data, %zu unreadable\n", progname,
 	        outputs.n, outputs.n == 1 ? "" : "s", nleak, nbad);
 	status = (nleak || nbad) ? EXIT_FAIL : 0;
+	goto out;
+oom:
+	fprintf(stderr, "%s scan: out of memory\n", progname);
+	status = EXIT_FAIL;
 out:
+	if (run.items) {
+		for (i = 0; i < outputs.n; i++) {
+			diana_free(run.items[i].report);
+			free(run.items[i].message);
+		}
+		free(run.items);
+	}
+	free(threads);
+	path_list_free(&keys);
+	path_list_free(&values);
 	path_list_free(&originals);
 	path_list_free(&outputs);
 	diana_scanner_free(sc);
 	return status;
 }
-

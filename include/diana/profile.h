@@ -222,6 +222,16 @@ DIANA_API int diana_anonymize_into(diana_profile *profile, const char *in_path, 
  */
 DIANA_API int diana_anonymize_sync(const char *path) DIANA_NOEXCEPT;
 
+/**
+ * Tell a leak scanner that the outputs were made with `profile`: its
+ * options and overrides, as diana_scanner_set_options() and
+ * diana_scanner_set_action() (the secret and key file are not used). Must
+ * be called before values are added to the scanner.
+ * Errors: DIANA_EINVAL, DIANA_ENOMEM.
+ * Thread safety: handle (the scanner); the profile is only read. Since: 0.1
+ */
+DIANA_API int diana_scanner_set_profile(diana_scanner *scanner, const diana_profile *profile) DIANA_NOEXCEPT;
+
 DIANA_END_DECL
 
 #endif /* DIANA_PROFILE_H */

@@ -41,6 +41,34 @@ DIANA_API int diana_scanner_new(diana_scanner **out) DIANA_NOEXCEPT;
 DIANA_API void diana_scanner_free(diana_scanner *scanner) DIANA_NOEXCEPT;
 
 /**
+ * Tell the scanner which options (DIANA_DEID_* bits of profile.h) the
+ * outputs were made with, so that the values those options retain on
+ * purpose are not findings: diana_scanner_add_dataset() does not protect
+ * the values of attributes the profile keeps under these options (e.g.
+ * dates with DIANA_DEID_RETAIN_LONG_FULL_DATES, device serial numbers with
+ * DIANA_DEID_RETAIN_DEVICE_IDENTITY, UIDs with DIANA_DEID_RETAIN_UIDS, the
+ * safe private elements with DIANA_DEID_RETAIN_SAFE_PRIVATE) and
+ * diana_scanner_add_key_file() skips the Original* columns they keep (Study
+ * Date, Study Instance UID). Everything else is protected as before, and
+ * diana_scanner_add_value() values always are. Default: 0 (the basic
+ * profile). Must be called before any value is added.
+ * Errors: DIANA_EINVAL (unknown bits, both Retain Long options, values
+ * already added). Thread safety: handle. Since: 0.1
+ */
+DIANA_API int diana_scanner_set_options(diana_scanner *scanner, uint32_t deid_options) DIANA_NOEXCEPT;
+
+/**
+ * Tell the scanner about a per-attribute override of the outputs' profile
+ * (`key` and `action` as in diana_profile_set_action(), the replacement
+ * value is not needed): with DIANA_ACTION_KEEP the attribute's original
+ * values are not protected from originals and key files; REMOVE, EMPTY and
+ * REPLACE protect them even where an option would retain them;
+ * DIANA_ACTION_DEFAULT drops the override. Must be called before any value
+ * is added. Errors: DIANA_EINVAL. Thread safety: handle. Since: 0.1
+ */
+DIANA_API int diana_scanner_set_action(diana_scanner *scanner, const char *key, int action) DIANA_NOEXCEPT;
+
+/**
  * Add one protected value (UTF-8). Values shorter than 3 bytes (after
  * trimming spaces) are refused with DIANA_EINVAL (they would match
  * everywhere), as is text that is not UTF-8. A value with '^' is a person
@@ -54,7 +82,9 @@ DIANA_API int diana_scanner_add_value(diana_scanner *scanner, const char *value)
 
 /**
  * Add every identifying value of an original dataset: the values of the
- * attributes that the Basic Profile removes, empties or replaces (names,
+ * attributes that the Basic Profile removes, empties or replaces (less
+ * those the outputs' options and overrides retain, see
+ * diana_scanner_set_options()) (names,
  * IDs, dates, UIDs, addresses, free text...), at any depth, file meta and
  * private elements included. Not protected (doc/deid-scan.md, false
  * positive policy): times, ages, coded strings, numbers, purely numeric

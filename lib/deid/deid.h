@@ -27,6 +27,22 @@ const char *diana__deid_basic_action(uint32_t tag);
 int diana__deid_is_identifying(uint32_t tag);
 
 /**
+ * True when the engine, under `options` (DIANA_DEID_* bits) and without
+ * overrides, writes the values of element `tag` (VR `vr`) unchanged:
+ * Retain options (K), cleaning that keeps codes and numbers, Retain Long
+ * Full Dates, the safe private list (`creator`: the private creator of the
+ * element's block, NULL if unknown), elements the table does not list.
+ * Removed, emptied, dummied, shifted and pseudonymised values give 0.
+ */
+int diana__deid_retains(uint32_t tag, const char *vr, const char *creator, uint32_t options);
+
+/** Tag of an attribute key: "(gggg,eeee)", "gggg,eeee", "ggggeeee" or a keyword. */
+int diana__deid_parse_key(const char *key, uint32_t *tag);
+
+/** The DIANA_DEID_* bits libdiana knows. */
+#define DIANA__DEID_ALL_OPTIONS 0x3FFu
+
+/**
  * The constant values the engine writes (dummies, and the values it records
  * in (0012,0062) and (0028,0303)), NULL-terminated. They identify nobody: an
  * output value equal to one of them is no leak even when the original held

@@ -555,6 +555,67 @@ static int private_action(ctx *c, const diana__edit_element *el)
 	return DIANA__EDIT_REMOVE;
 }
 
+/* the creator (trimmed) names a safe block of `group` holding element byte `elem` */
+static int safe_private_match(uint16_t group, const char *creator, int elem)
+{
+	size_t n;
+
+	if (!creator)
+		return 0;
+	while (*creator == ' ')
+		creator++;
+	n = strlen(creator);
+	while (n && creator[n - 1] == ' ')
+		n--;
+	for (size_t i = 0; i < sizeof safe_private / sizeof safe_private[0]; i++) {
+		const struct safe_private *s = &safe_private[i];
+		if (s->group == group && (elem < 0 || s->element == elem) && n == strlen(s->creator) &&
+		    !memcmp(creator, s->creator, n))
+			return 1;
+	}
+	return 0;
+}
+
+int diana__deid_retains(uint32_t tag, const char *vr, const char *creator, uint32_t options)
+{
+	uint16_t g = (uint16_t)(tag >> 16), e = (uint16_t)tag;
+	const diana__deid_row *row;
+
+	if (g == 0x0002) { /* as meta_action() */
+		if (tag == TAG(0x0002, 0x0003))
+			return (options & DIANA_DEID_RETAIN_UIDS) != 0;
+		return !(e == 0x0012 || e == 0x0013 || e == 0x0016 || e == 0x0017 || e == 0x0018 ||
+		         e == 0x0100 || e == 0x0102);
+	}
+	if (e == 0x0000)
+		return 0;
+	if (g & 1) { /* as private_action() */
+		if (!(options & DIANA_DEID_RETAIN_SAFE_PRIVATE))
+			return 0;
+		if (e >= 0x0010 && e <= 0x00FF)
+			return safe_private_match(g, creator, -1); /* creator values are not checked here */
+		return e >= 0x1000 && safe_private_match(g, creator, e & 0xFF);
+	}
+	if ((g & 0xFF00) == 0x6000) /* overlays: kept with Clean Graphics, but for bitmap and text */
+		return (options & DIANA_DEID_CLEAN_GRAPHICS) && e != 0x3000 && !vr_is(vr, VR_FREE) &&
+		       !vr_is(vr, "PN");
+	if (!(row = diana__deid_row_of(tag)))
+		return 1;
+	switch (diana__deid_resolve(row, options)) { /* as apply() */
+	case DIANA__ACT_KEEP:
+		return 1;
+	case DIANA__ACT_CLEAN:
+		if (vr_is(vr, "DA,DT,TM"))
+			return (options & DIANA_DEID_RETAIN_LONG_FULL_DATES) ||
+			       (vr_is(vr, "TM") && (options & DIANA_DEID_RETAIN_LONG_MODIFIED_DATES));
+		return !(vr_is(vr, "PN") || vr_is(vr, VR_FREE));
+	case DIANA__ACT_SHIFT:
+		return !vr_is(vr, "DA,DT");
+	default:
+		return 0;
+	}
+}
+
 static int override_action(ctx *c, const diana__edit_element *el, const diana__override *ov,
                            uint8_t **nv, size_t *nl)
 {

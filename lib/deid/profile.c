@@ -34,7 +34,8 @@ static const char *const option_names[DIANA__NOPTIONS] = {
 	"clean-graphics",
 };
 
-#define ALL_OPTIONS ((1u << DIANA__NOPTIONS) - 1)
+#define ALL_OPTIONS DIANA__DEID_ALL_OPTIONS
+_Static_assert(DIANA__DEID_ALL_OPTIONS == (1u << DIANA__NOPTIONS) - 1, "option bits");
 
 DIANA_API int diana_deid_option_from_name(const char *name, uint32_t *out)
 {
@@ -237,7 +238,7 @@ DIANA_API void diana_profile_free(diana_profile *p)
 }
 
 /* "(gggg,eeee)", "gggg,eeee", "ggggeeee" or a keyword */
-static int parse_key(const char *key, uint32_t *tag)
+int diana__deid_parse_key(const char *key, uint32_t *tag)
 {
 	char hex[9];
 	size_t n = 0, len = strlen(key);
@@ -281,7 +282,7 @@ DIANA_API int diana_profile_set_action(diana_profile *p, const char *key, int ac
 		return diana__error_set(DIANA_EINVAL, "a value is given with DIANA_ACTION_REPLACE and only then");
 	if (value && (strchr(value, '\n') || strchr(value, '\r') || strlen(value) > 1024))
 		return diana__error_set(DIANA_EINVAL, "replacement values are one line of at most 1024 bytes");
-	rc = parse_key(key, &tag);
+	rc = diana__deid_parse_key(key, &tag);
 	if (rc < 0)
 		return rc;
 	if ((tag >> 16) == 0x0002 || (tag >> 16) == 0xFFFE || (tag & 0xFFFF) == 0)

@@ -167,3 +167,66 @@ def test_cannot_be_copied():
     with diana.Scanner() as s:
         with pytest.raises(TypeError):
             copy.copy(s)
+
+
+# -- the outputs' options ----------------------------------------------------
+
+SECRET = b"python scanner options test secret, 32 bytes+"
+
+
+def test_options_retained_values_are_no_finding(synth, tmp_path):
+    src = synth / "DIANA-CT-001" / "1.dcm"
+    out = tmp_path / "out.dcm"
+    opts = ["retain-long-full-dates", "retain-device-identity"]
+    with diana.Profile(secret=SECRET, options=opts, overrides={"StudyDescription": "keep"}) as p:
+        p.anonymize_file(src, out)
+        # not told: the retained values are findings
+        with diana.Scanner(originals=[src]) as s:
+            found = s.scan_file(out)
+        assert diana.Finding("00080020", "date") in found
+        assert diana.Finding("00181000", "id") in found
+        assert diana.Finding("00081030", "text") in found
+        # told: by names, bits and overrides, or by the profile itself
+        with diana.Scanner(originals=[src], options=opts, overrides={"StudyDescription": "keep"}) as s:
+            assert s.scan_file(out) == []
+        with diana.Scanner(options=[diana.DEID_RETAIN_LONG_FULL_DATES | diana.DEID_RETAIN_DEVICE_IDENTITY],
+                           overrides={"(0008,1030)": "keep"}) as s:
+            s.add_dataset(str(src))
+            assert s.scan_file(out) == []
+        with diana.Scanner(profile=p, originals=[src]) as s:
+            assert s.scan_file(out) == []
+        # an option alone: the override's value is still found
+        with diana.Scanner(originals=[src], options=opts) as s:
+            assert s.scan_file(out) == [diana.Finding("00081030", "text")]
+
+
+def test_options_still_find_what_they_do_not_retain(synth, tmp_path):
+    src = synth / "DIANA-CT-001" / "1.dcm"
+    leaky = clean_copy(src, tmp_path / "leaky.dcm", {
+        "00100010": ("PN", {"Alphabetic": "MUSTERMANN^ERIKA"}),
+        "00080050": ("SH", "DIANA-CT-001"),
+        "00100030": ("DA", "19710203"),
+        "00080020": ("DA", "20240301"),  # Study Date: retained with full dates
+    })
+    with diana.Scanner(originals=[src], options=["retain-long-full-dates", "retain-uids"]) as s:
+        found = set(s.scan_file(leaky))
+    assert {diana.Finding("00100010", "name"), diana.Finding("00080050", "id"),
+            diana.Finding("00100030", "date")} <= found
+    assert diana.Finding("00080020", "date") not in found
+
+
+def test_options_must_come_first(synth):
+    with diana.Scanner(values=["SOMEONE^ELSE"]) as s:
+        with pytest.raises(diana.DianaError) as e:
+            s.set_options(["retain-uids"])
+        assert e.value.code == diana.EINVAL
+        with pytest.raises(diana.DianaError):
+            s.set_action("StationName", "keep")
+    with pytest.raises(diana.DianaError):
+        diana.Scanner(options=["retain-long-full-dates", "retain-long-modified-dates"])
+    with pytest.raises(diana.DianaError):
+        diana.Scanner(options=["retain-everything"])
+    with pytest.raises(ValueError):
+        diana.Scanner(overrides={"StationName": "hide"})
+    with pytest.raises(TypeError):
+        diana.Scanner(profile="not a profile")

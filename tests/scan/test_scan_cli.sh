@@ -125,5 +125,40 @@ lines "one line per unreadable file" "$T/out" 2
 contains "summary counts unreadable files" "$T/err" "3 files, 0 with protected data, 2 unreadable"
 check "missing output" 2 "$DIANA" scan --value MUSTERMANN "does-not-exist"
 
+# --- the outputs' options (--option, the names of diana anon) -----------------
+head -c 48 /dev/urandom | base64 >"secret"
+chmod 600 "secret"
+# (orig/manifest.csv is no DICOM: anon exits 2 for it)
+"$DIANA" anon --secret-file "secret" --option retain-long-full-dates --option retain-device-identity \
+	-o "anon-full" "orig/DIANA-CT-001" "orig/DIANA-CT-002" >"$T/out" 2>"$T/err"
+contains "anon with retain options" "$T/out" "^4 written, 0 failed"
+check "retained values are findings without --option" 2 "$DIANA" scan --original "orig" "anon-full"
+contains "the kept study date is reported" "$T/out" ": 00080020: date$"
+contains "the kept serial number is reported" "$T/out" ": 00181000: id$"
+check "told with --option: nothing" 0 "$DIANA" scan --original "orig" --option retain-long-full-dates \
+	--option retain_device_identity "anon-full"
+check "--option after the sources works the same" 0 "$DIANA" scan --original "orig" --key "key.csv" \
+	--option retain-long-full-dates --option "Retain Device Identity" "anon-full"
+check "one option only: the other's values are still found" 2 "$DIANA" scan --original "orig" \
+	--option retain-long-full-dates "anon-full"
+contains "serial number still reported" "$T/out" ": 00181000: id$"
+lacks "study date no longer reported" ": 00080020: date"
+check "non-retained values still found with --option" 2 "$DIANA" scan --original "orig" \
+	--option retain-long-full-dates --option retain-device-identity "leaky/x.dcm"
+contains "the planted accession number" "$T/out" "x.dcm: 00081030: id$"
+check "unknown --option" 1 "$DIANA" scan --option retain-everything --original "orig" "anon-full"
+check "exclusive options" 1 "$DIANA" scan --option retain-long-full-dates \
+	--option retain-long-modified-dates --original "orig" "anon-full"
+
+# --- -j N: the same report as -j 1 -------------------------------------------
+check "scan -j 1" 2 "$DIANA" scan -j 1 --original "orig" --key "key.csv" "clean" "leaky" "mixed" "anon-full"
+mv "$T/out" "j1.out"
+mv "$T/err" "j1.err"
+check "scan -j 4" 2 "$DIANA" scan -j 4 --original "orig" --key "key.csv" "clean" "leaky" "mixed" "anon-full"
+if cmp -s "j1.out" "$T/out" && cmp -s "j1.err" "$T/err"; then ok "-j 4 prints the same as -j 1"; else notok "-j 4 differs from -j 1"; diff "j1.out" "$T/out" | sed 's/^/# /'; fi
+contains "-j 4 found the leaks" "$T/out" "x.dcm: 00081030: id$"
+check "-j 0" 1 "$DIANA" scan -j 0 --value MUSTERMANN "clean"
+check "-j x" 1 "$DIANA" scan -j x --value MUSTERMANN "clean"
+
 echo "1..$n"
 [ "$fails" -eq 0 ]

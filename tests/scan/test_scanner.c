@@ -984,3 +984,304 @@ Test(scanner, engine_outputs_give_nothing)
 	cr_assert_str_empty(st.failures, "findings in the engine's outputs:%s", st.failures);
 	cr_assert_eq(st.clean, st.anonymized);
 }
+
+/* ------------------------------------------------------------------ the outputs' options */
+
+static const uint8_t opt_secret[] = "scanner options test secret, 32 bytes at least";
+
+static diana_profile *profile_with(uint32_t options, const char *key_file)
+{
+	diana_profile_options po = DIANA_PROFILE_OPTIONS_INIT;
+	diana_profile *p = NULL;
+	po.secret = opt_secret;
+	po.secret_len = sizeof opt_secret - 1;
+	po.options = options;
+	po.key_file = key_file;
+	cr_assert_eq(diana_profile_new(&p, &po), 0, "%s", diana_error_message());
+	return p;
+}
+
+/* a scanner told about `options` (0: none), holding the original's values */
+static diana_scanner *scanner_with(uint32_t options, const char *orig_path)
+{
+	diana_scanner *s = NULL;
+	diana_dataset *ds = open_file(orig_path);
+	cr_assert_eq(diana_scanner_new(&s), 0);
+	cr_assert_eq(diana_scanner_set_options(s, options), 0, "%s", diana_error_message());
+	cr_assert_eq(diana_scanner_add_dataset(s, ds), 0, "%s", diana_error_message());
+	diana_dataset_free(ds);
+	return s;
+}
+
+Test(scanner, options_arguments)
+{
+	diana_scanner *s = NULL;
+	diana_profile *p = profile_with(0, NULL);
+
+	cr_assert_eq(diana_scanner_set_options(NULL, 0), DIANA_EINVAL);
+	cr_assert_eq(diana_scanner_new(&s), 0);
+	cr_assert_eq(diana_scanner_set_options(s, 1u << 20), DIANA_EINVAL, "unknown bits");
+	cr_assert_eq(diana_scanner_set_options(s, DIANA_DEID_RETAIN_LONG_FULL_DATES |
+	                                              DIANA_DEID_RETAIN_LONG_MODIFIED_DATES),
+	             DIANA_EINVAL);
+	cr_assert_eq(diana_scanner_set_options(s, DIANA_DEID_RETAIN_UIDS), 0);
+	cr_assert_eq(diana_scanner_set_action(s, "NoSuchKeyword", DIANA_ACTION_KEEP), DIANA_EINVAL);
+	cr_assert_eq(diana_scanner_set_action(s, "StationName", 99), DIANA_EINVAL);
+	cr_assert_eq(diana_scanner_set_action(s, NULL, DIANA_ACTION_KEEP), DIANA_EINVAL);
+	cr_assert_eq(diana_scanner_set_action(s, "(0008,1010)", DIANA_ACTION_KEEP), 0);
+	cr_assert_eq(diana_scanner_set_action(s, "StationName", DIANA_ACTION_DEFAULT), 0);
+	cr_assert_eq(diana_scanner_set_profile(s, NULL), DIANA_EINVAL);
+	cr_assert_eq(diana_scanner_set_profile(NULL, p), DIANA_EINVAL);
+	cr_assert_eq(diana_scanner_set_profile(s, p), 0);
+	/* once values are in, what they protect is decided: no more changes */
+	cr_assert_eq(diana_scanner_add_value(s, "SOMEONE^ELSE"), 0);
+	cr_assert_eq(diana_scanner_set_options(s, DIANA_DEID_RETAIN_UIDS), DIANA_EINVAL);
+	cr_assert_eq(diana_scanner_set_action(s, "StationName", DIANA_ACTION_KEEP), DIANA_EINVAL);
+	cr_assert_eq(diana_scanner_set_profile(s, p), DIANA_EINVAL);
+	diana_scanner_free(s);
+	diana_profile_free(p);
+}
+
+/*
+ * The engine's output with each Retain option: the scanner told about the
+ * option finds nothing; one told nothing reports the retained values (so
+ * the option is what makes the difference).
+ */
+Test(scanner, options_retained_values_are_no_finding)
+{
+	static const struct {
+		uint32_t option;
+		const char *where; /* a retained value the basic scanner reports, or NULL */
+		const char *kind;
+	} cases[] = {
+		{ DIANA_DEID_RETAIN_LONG_FULL_DATES, "00080020", "date" },
+		{ DIANA_DEID_RETAIN_DEVICE_IDENTITY, "00181000", "id" },
+		{ DIANA_DEID_RETAIN_INSTITUTION_IDENTITY, "00080080", "text" },
+		{ DIANA_DEID_RETAIN_UIDS, "0020000D", "uid" },
+		{ DIANA_DEID_RETAIN_PATIENT_CHARACTERISTICS, NULL, NULL },
+		{ DIANA_DEID_RETAIN_LONG_MODIFIED_DATES, NULL, NULL },
+		{ DIANA_DEID_RETAIN_SAFE_PRIVATE, NULL, NULL },
+		{ DIANA_DEID_RETAIN_LONG_FULL_DATES | DIANA_DEID_RETAIN_DEVICE_IDENTITY |
+		      DIANA_DEID_RETAIN_INSTITUTION_IDENTITY | DIANA_DEID_RETAIN_UIDS |
+		      DIANA_DEID_RETAIN_PATIENT_CHARACTERISTICS | DIANA_DEID_RETAIN_SAFE_PRIVATE |
+		      DIANA_DEID_CLEAN_DESCRIPTORS,
+		  "00080020", "date" },
+	};
+	const char *dir = synth();
+	char orig[512];
+	size_t i;
+
+	snprintf(orig, sizeof orig, "%s/DIANA-CT-001/1.dcm", dir);
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		diana_profile *p = profile_with(cases[i].option, NULL);
+		diana_scanner *s;
+		scan_result r;
+
+		cr_assert_eq(diana_anonymize_file(p, orig, "out.dcm", NULL), 0, "%s", diana_error_message());
+		/* told about the option: nothing */
+		s = scanner_with(cases[i].option, orig);
+		r = scan(s, "out.dcm");
+		cr_assert_eq(r.rc, 0, "option 0x%x: %s", (unsigned)cases[i].option, r.raw ? r.raw : diana_error_message());
+		result_free(&r);
+		diana_scanner_free(s);
+		/* the same through the profile */
+		cr_assert_eq(diana_scanner_new(&s), 0);
+		cr_assert_eq(diana_scanner_set_profile(s, p), 0);
+		{
+			diana_dataset *ds = open_file(orig);
+			cr_assert_eq(diana_scanner_add_dataset(s, ds), 0);
+			diana_dataset_free(ds);
+		}
+		r = scan(s, "out.dcm");
+		cr_assert_eq(r.rc, 0, "profile 0x%x: %s", (unsigned)cases[i].option, r.raw ? r.raw : "");
+		result_free(&r);
+		diana_scanner_free(s);
+		/* not told: the retained values are findings */
+		if (cases[i].where) {
+			s = scanner_with(0, orig);
+			r = scan(s, "out.dcm");
+			assert_finding(&r, cases[i].where, cases[i].kind);
+			result_free(&r);
+			diana_scanner_free(s);
+		}
+		diana_profile_free(p);
+		unlink("out.dcm");
+	}
+}
+
+/* with every Retain option, what the options do not retain is still found */
+Test(scanner, options_other_values_still_found)
+{
+	const uint32_t all = DIANA_DEID_RETAIN_LONG_FULL_DATES | DIANA_DEID_RETAIN_DEVICE_IDENTITY |
+	                     DIANA_DEID_RETAIN_INSTITUTION_IDENTITY | DIANA_DEID_RETAIN_UIDS |
+	                     DIANA_DEID_RETAIN_PATIENT_CHARACTERISTICS | DIANA_DEID_RETAIN_SAFE_PRIVATE;
+	const char *dir = synth();
+	char orig[512];
+	diana_profile *p = profile_with(all, NULL);
+	diana_scanner *s;
+	diana_dataset *out;
+	cJSON *o, *item;
+	scan_result r;
+
+	snprintf(orig, sizeof orig, "%s/DIANA-CT-001/1.dcm", dir);
+	cr_assert_eq(diana_anonymize_file(p, orig, "out.dcm", NULL), 0, "%s", diana_error_message());
+	s = scanner_with(all, orig);
+	out = open_file("out.dcm");
+	o = to_json(out);
+	diana_dataset_free(out);
+	/* planted back: values no option retains */
+	put_text(o, "00100010", "PN", "MUSTERMANN^ERIKA");
+	put_text(o, "00100030", "DA", "19710203");
+	put_text(o, "00080050", "SH", "DIANA-CT-001");
+	put_text(o, "00101040", "LO", "Musterweg 12, 10115 Berlin");
+	put_text(o, "00080090", "PN", "HAUSARZT^HANS^^DR.");
+	item = put_sequence(o, "00081115");
+	put_text(item, "00100020", "LO", "PID-000456");
+	r = plant_and_scan(s, o, "planted.dcm");
+	assert_finding(&r, "00100010", "name");
+	assert_finding(&r, "00100030", "date");
+	assert_finding(&r, "00080050", "id");
+	assert_finding(&r, "00101040", "text");
+	assert_finding(&r, "00080090", "name");
+	assert_finding(&r, "00081115[0].00100020", "id");
+	assert_no_values(&r, ERIKA);
+	result_free(&r);
+	cJSON_Delete(o);
+	diana_scanner_free(s);
+	diana_profile_free(p);
+}
+
+/* overrides: KEEP retains, REMOVE protects again what an option would retain */
+Test(scanner, options_overrides)
+{
+	const char *dir = synth();
+	char orig[512];
+	diana_profile *p = profile_with(DIANA_DEID_RETAIN_LONG_FULL_DATES, NULL);
+	diana_scanner *s;
+	diana_dataset *ds;
+	scan_result r;
+
+	snprintf(orig, sizeof orig, "%s/DIANA-CT-001/1.dcm", dir);
+	cr_assert_eq(diana_profile_set_action(p, "StationName", DIANA_ACTION_KEEP, NULL), 0);
+	cr_assert_eq(diana_anonymize_file(p, orig, "out.dcm", NULL), 0, "%s", diana_error_message());
+	ds = open_file(orig);
+
+	/* told about the profile (option and override): nothing */
+	cr_assert_eq(diana_scanner_new(&s), 0);
+	cr_assert_eq(diana_scanner_set_options(s, DIANA_DEID_RETAIN_LONG_FULL_DATES), 0);
+	cr_assert_eq(diana_scanner_set_action(s, "StationName", DIANA_ACTION_KEEP), 0);
+	cr_assert_eq(diana_scanner_add_dataset(s, ds), 0);
+	r = scan(s, "out.dcm");
+	cr_assert_eq(r.rc, 0, "%s", r.raw ? r.raw : diana_error_message());
+	result_free(&r);
+	diana_scanner_free(s);
+
+	/* not told about the override: the kept station name is found */
+	s = scanner_with(DIANA_DEID_RETAIN_LONG_FULL_DATES, orig);
+	r = scan(s, "out.dcm");
+	assert_finding(&r, "00081010", "text");
+	cr_assert(!has_finding(&r, "00080020", "date"));
+	result_free(&r);
+	diana_scanner_free(s);
+
+	/* an override that removes Study Date wins over the option: the kept date is found */
+	cr_assert_eq(diana_scanner_new(&s), 0);
+	cr_assert_eq(diana_scanner_set_options(s, DIANA_DEID_RETAIN_LONG_FULL_DATES), 0);
+	cr_assert_eq(diana_scanner_set_action(s, "StationName", DIANA_ACTION_KEEP), 0);
+	cr_assert_eq(diana_scanner_set_action(s, "StudyDate", DIANA_ACTION_REMOVE), 0);
+	cr_assert_eq(diana_scanner_add_dataset(s, ds), 0);
+	r = scan(s, "out.dcm");
+	assert_finding(&r, "00080020", "date");
+	result_free(&r);
+	diana_scanner_free(s);
+	diana_dataset_free(ds);
+	diana_profile_free(p);
+}
+
+/* key files: the columns an option retains are skipped, the others still protected */
+Test(scanner, options_key_file)
+{
+	const uint32_t opts = DIANA_DEID_RETAIN_LONG_FULL_DATES | DIANA_DEID_RETAIN_UIDS;
+	const char *dir = synth();
+	char orig[512];
+	diana_profile *p = profile_with(opts, "key.csv");
+	diana_scanner *s;
+	diana_dataset *out;
+	cJSON *o;
+	scan_result r;
+
+	snprintf(orig, sizeof orig, "%s/DIANA-CT-001/1.dcm", dir);
+	cr_assert_eq(diana_anonymize_file(p, orig, "out.dcm", NULL), 0, "%s", diana_error_message());
+	diana_profile_free(p); /* flushes the key file */
+
+	cr_assert_eq(diana_scanner_new(&s), 0);
+	cr_assert_eq(diana_scanner_set_options(s, opts), 0);
+	cr_assert_eq(diana_scanner_add_key_file(s, "key.csv"), 0, "%s", diana_error_message());
+	r = scan(s, "out.dcm");
+	cr_assert_eq(r.rc, 0, "%s", r.raw ? r.raw : diana_error_message());
+	result_free(&r);
+	out = open_file("out.dcm");
+	o = to_json(out);
+	diana_dataset_free(out);
+	put_text(o, "00100010", "PN", "MUSTERMANN^ERIKA");
+	put_text(o, "00100030", "DA", "19710203");
+	r = plant_and_scan(s, o, "planted.dcm");
+	assert_finding(&r, "00100010", "name");
+	assert_finding(&r, "00100030", "date");
+	result_free(&r);
+	cJSON_Delete(o);
+	diana_scanner_free(s);
+
+	/* a scanner not told reports the kept Study Date and Study Instance UID */
+	cr_assert_eq(diana_scanner_new(&s), 0);
+	cr_assert_eq(diana_scanner_add_key_file(s, "key.csv"), 0);
+	r = scan(s, "out.dcm");
+	assert_finding(&r, "00080020", "date");
+	assert_finding(&r, "0020000D", "uid");
+	result_free(&r);
+	diana_scanner_free(s);
+}
+
+/* safe private elements: kept ones are no finding, other private values still are */
+Test(scanner, options_safe_private)
+{
+	const char *dir = synth();
+	char orig[512];
+	diana_profile *p = profile_with(DIANA_DEID_RETAIN_SAFE_PRIVATE, NULL);
+	diana_dataset *ds;
+	diana_scanner *s;
+	cJSON *o;
+	scan_result r;
+
+	snprintf(orig, sizeof orig, "%s/DIANA-CT-001/1.dcm", dir);
+	ds = open_file(orig);
+	o = to_json(ds);
+	diana_dataset_free(ds);
+	put_text(o, "00190010", "LO", "SIEMENS MR HEADER");
+	put_text(o, "0019100C", "LO", "bvalue-text-1000");  /* safe (a text stand-in for B_value) */
+	put_text(o, "00191099", "LO", "private-secret-note"); /* not safe */
+	cr_assert_eq(save_json(o, "orig.dcm"), 0, "%s", diana_error_message());
+	cJSON_Delete(o);
+	cr_assert_eq(diana_anonymize_file(p, "orig.dcm", "out.dcm", NULL), 0, "%s", diana_error_message());
+
+	s = scanner_with(DIANA_DEID_RETAIN_SAFE_PRIVATE, "orig.dcm");
+	r = scan(s, "out.dcm");
+	cr_assert_eq(r.rc, 0, "%s", r.raw ? r.raw : diana_error_message());
+	result_free(&r);
+	ds = open_file("out.dcm");
+	o = to_json(ds);
+	diana_dataset_free(ds);
+	put_text(o, "00191099", "LO", "private-secret-note");
+	r = plant_and_scan(s, o, "planted.dcm");
+	assert_finding(&r, "00191099", "text");
+	result_free(&r);
+	cJSON_Delete(o);
+	diana_scanner_free(s);
+
+	s = scanner_with(0, "orig.dcm");
+	r = scan(s, "out.dcm");
+	assert_finding(&r, "0019100C", "text");
+	result_free(&r);
+	diana_scanner_free(s);
+	diana_profile_free(p);
+}

@@ -239,10 +239,13 @@ DECLARATIONS = {
     "diana_anonymize_into": (c_int, [P_profile, c_char_p, c_char_p, c_uint32, P_owned, POINTER(P_result)],
                              CHECKED, (0, 1)),
     "diana_anonymize_sync": (c_int, [c_char_p], CHECKED, (0, 1)),
+    "diana_scanner_set_profile": (c_int, [P_scanner, P_profile], CHECKED, (0, 1)),
     # scan.h
     "diana_key_lookup": (c_int, [c_char_p, c_char_p, c_char_p, P_owned], CHECKED, (0, 1)),
     "diana_scanner_new": (c_int, [POINTER(P_scanner)], CHECKED, (0, 1)),
     "diana_scanner_free": (None, [P_scanner], False, (0, 1)),
+    "diana_scanner_set_options": (c_int, [P_scanner, c_uint32], CHECKED, (0, 1)),
+    "diana_scanner_set_action": (c_int, [P_scanner, c_char_p, c_int], CHECKED, (0, 1)),
     "diana_scanner_add_value": (c_int, [P_scanner, c_char_p], CHECKED, (0, 1)),
     "diana_scanner_add_dataset": (c_int, [P_scanner, P_dataset], CHECKED, (0, 1)),
     "diana_scanner_add_key_file": (c_int, [P_scanner, c_char_p], CHECKED, (0, 1)),

@@ -10,7 +10,8 @@ import threading
 from ctypes import byref, c_void_p
 
 from . import _lib
-from ._dataset import Dataset, _cstr, _path
+from ._dataset import Dataset, _cstr, _key, _path
+from ._deid import _ACTION_NAMES, ACTION_REPLACE, Profile, _option_bits
 from ._lib import ERROR_CODES, DianaError, P_scanner, api
 
 _ELEAK = ERROR_CODES["ELEAK"]
@@ -68,13 +69,19 @@ class Scanner:
     (every value the basic profile changes in an original). Matching ignores
     case and diacritics; see doc/deid-scan.md for what is searched where.
 
+    When the outputs were made with options or overrides, say so first
+    (``options=["retain-long-full-dates"]``, ``overrides={"StationName":
+    "keep"}`` or ``profile=the_profile``): the values they retain on purpose
+    are then not protected; everything else still is.
+
     :meth:`scan_file` returns the findings (an empty list: clean); a file
     that cannot be scanned raises DianaError (EDICOM, ENOTFOUND...): it
     fails closed. Scans may run on several threads at once; adding values
     waits for them.
     """
 
-    def __init__(self, *, values=(), key_files=(), originals=()):
+    def __init__(self, *, values=(), key_files=(), originals=(), options=(), overrides=None,
+                 profile=None):
         self._handle = None
         self._cond = threading.Condition(threading.Lock())
         self._scans = 0
@@ -83,6 +90,12 @@ class Scanner:
         api.diana_scanner_new(byref(out))
         self._handle = out
         try:
+            if profile is not None:
+                self.set_profile(profile)
+            if options:
+                self.set_options(options)
+            for k, action in (overrides or {}).items():
+                self.set_action(k, action)
             for v in values:
                 self.add_value(v)
             for k in key_files:
@@ -163,6 +176,39 @@ class Scanner:
 
     def __repr__(self):
         return "<diana.Scanner%s>" % (" closed" if self.closed else "")
+
+    # -- how the outputs were made (before any value is added) --------------
+
+    def set_options(self, options):
+        """The options the outputs were made with: names ("retain-uids", the
+        names of ``diana anon --option``) or ``DEID_*`` bits. Values they
+        retain are not protected. Only before values are added."""
+        bits = _option_bits(options)
+        with self._write() as h:
+            api.diana_scanner_set_options(h, bits)
+
+    def set_action(self, key, action):
+        """An override of the outputs' profile: "keep" (not protected),
+        "remove", "empty", ``("replace", text)`` or "default"."""
+        if isinstance(action, tuple):
+            if len(action) != 2 or action[0] != "replace":
+                raise ValueError("a replacement is ('replace', text)")
+            action = ACTION_REPLACE  # the text itself is not needed
+        elif isinstance(action, str):
+            if action not in _ACTION_NAMES:
+                raise ValueError("unknown action %r (keep, remove, empty, default, ('replace', text))"
+                                 % action)
+            action = _ACTION_NAMES[action]
+        with self._write() as h:
+            api.diana_scanner_set_action(h, _key(key), int(action))
+
+    def set_profile(self, profile):
+        """The outputs were made with this :class:`Profile` (its options and
+        overrides). Only before values are added."""
+        if not isinstance(profile, Profile):
+            raise TypeError("profile must be a diana.Profile")
+        with self._write() as h, profile._use() as p:
+            api.diana_scanner_set_profile(h, p)
 
     # -- protected values ---------------------------------------------------
 

@@ -25,6 +25,7 @@
 
 #include "../../core/core.h"
 #include "../deid.h"
+#include "../engine.h"
 #include "keyfile.h"
 #include "scanutil.h"
 
@@ -52,6 +53,15 @@ struct diana_scanner {
 	                         files, IDs, dates, whole names) */
 	size_t n, cap;
 	diana__strmap kept;   /* folded values the profile keeps in the originals */
+
+	/* how the outputs were made: values the profile retains are not protected */
+	uint32_t options;     /* DIANA_DEID_* */
+	struct scan_override {
+		uint32_t tag;
+		int action;       /* DIANA_ACTION_KEEP ... REPLACE */
+	} *ov;                /* sorted by tag */
+	size_t nov;
+	int used;             /* values were added: the options can no longer change */
 
 	pthread_mutex_t mu;   /* guards the lazy build below */
 	int built;
@@ -369,8 +379,144 @@ DIANA_API void diana_scanner_free(diana_scanner *s)
 	free(s->strict);
 	diana__strmap_dispose(&s->index);
 	diana__strmap_dispose(&s->kept);
+	free(s->ov);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* the outputs' profile: options and overrides                              */
+/* ------------------------------------------------------------------------ */
+
+static int check_unused(const diana_scanner *s)
+{
+	if (s->used)
+		return diana__error_set(DIANA_EINVAL,
+		                        "set the outputs' options and overrides before adding protected values");
+	return 0;
+}
+
+DIANA_API int diana_scanner_set_options(diana_scanner *s, uint32_t options)
+{
+	int rc;
+
+	if (!s)
+		return diana__error_set(DIANA_EINVAL, "NULL argument");
+	if ((rc = check_unused(s)) < 0)
+		return rc;
+	if (options & ~DIANA__DEID_ALL_OPTIONS)
+		return diana__error_set(DIANA_EINVAL, "unknown de-identification option bits 0x%x",
+		                        (unsigned)(options & ~DIANA__DEID_ALL_OPTIONS));
+	if ((options & DIANA_DEID_RETAIN_LONG_FULL_DATES) && (options & DIANA_DEID_RETAIN_LONG_MODIFIED_DATES))
+		return diana__error_set(DIANA_EINVAL,
+		                        "retain-long-full-dates and retain-long-modified-dates exclude each other");
+	s->options = options;
+	return 0;
+}
+
+static int put_override(diana_scanner *s, uint32_t tag, int action)
+{
+	size_t i;
+
+	for (i = 0; i < s->nov && s->ov[i].tag < tag; i++)
+		;
+	if (i < s->nov && s->ov[i].tag == tag) {
+		if (action == DIANA_ACTION_DEFAULT) {
+			memmove(s->ov + i, s->ov + i + 1, (s->nov - i - 1) * sizeof *s->ov);
+			s->nov--;
+		} else {
+			s->ov[i].action = action;
+		}
+		return 0;
+	}
+	if (action == DIANA_ACTION_DEFAULT)
+		return 0;
+	{
+		struct scan_override *n = realloc(s->ov, (s->nov + 1) * sizeof *n);
+		if (!n)
+			return diana__error_oom();
+		s->ov = n;
+	}
+	memmove(s->ov + i + 1, s->ov + i, (s->nov - i) * sizeof *s->ov);
+	s->ov[i].tag = tag;
+	s->ov[i].action = action;
+	s->nov++;
+	return 0;
+}
+
+DIANA_API int diana_scanner_set_action(diana_scanner *s, const char *key, int action)
+{
+	uint32_t tag;
+	int rc;
+
+	if (!s || !key)
+		return diana__error_set(DIANA_EINVAL, "NULL argument");
+	if ((rc = check_unused(s)) < 0)
+		return rc;
+	if (action < DIANA_ACTION_DEFAULT || action > DIANA_ACTION_REPLACE)
+		return diana__error_set(DIANA_EINVAL, "unknown action %d", action);
+	if ((rc = diana__deid_parse_key(key, &tag)) < 0)
+		return rc;
+	return put_override(s, tag, action);
+}
+
+DIANA_API int diana_scanner_set_profile(diana_scanner *s, const diana_profile *p)
+{
+	struct scan_override *ov = NULL;
+	int rc;
+
+	if (!s || !p)
+		return diana__error_set(DIANA_EINVAL, "NULL argument");
+	if ((rc = check_unused(s)) < 0)
+		return rc;
+	if (p->nov && !(ov = malloc(p->nov * sizeof *ov)))
+		return diana__error_oom();
+	for (size_t i = 0; i < p->nov; i++) { /* the profile's are sorted by tag too */
+		ov[i].tag = p->ov[i].tag;
+		ov[i].action = p->ov[i].action;
+	}
+	free(s->ov);
+	s->ov = ov;
+	s->nov = p->nov;
+	s->options = p->options;
+	return 0;
+}
+
+static const struct scan_override *find_override(const diana_scanner *s, uint32_t tag)
+{
+	size_t lo = 0, hi = s->nov;
+
+	if (tag == 0x00020003u) /* Media Storage SOP Instance UID follows SOP Instance UID */
+		tag = 0x00080018u;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (s->ov[mid].tag == tag)
+			return &s->ov[mid];
+		if (s->ov[mid].tag < tag)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/*
+ * Whether the value of an original's element is protected: the basic
+ * profile changes the attribute, and neither an override nor an option of
+ * the outputs' profile retains it. `*kept`: the outputs hold the value
+ * unchanged (the kept vocabulary of the text exemption).
+ */
+static int protects(const diana_scanner *s, uint32_t tag, const char *vr, const char *creator, int *kept)
+{
+	const struct scan_override *ov = find_override(s, tag);
+	int listed = diana__deid_is_identifying(tag), protect;
+
+	if (ov)
+		protect = listed && ov->action != DIANA_ACTION_KEEP;
+	else
+		protect = listed && !diana__deid_retains(tag, vr, creator, s->options);
+	*kept = !protect && !(ov && ov->action != DIANA_ACTION_KEEP);
+	return protect;
 }
 
 DIANA_API int diana_scanner_add_value(diana_scanner *s, const char *value)
@@ -379,6 +525,7 @@ DIANA_API int diana_scanner_add_value(diana_scanner *s, const char *value)
 
 	if (!s || !value)
 		return diana__error_set(DIANA_EINVAL, "NULL argument");
+	s->used = 1;
 	len = strlen(value);
 	if (!diana__utf8_valid(value, len))
 		return diana__error_set(DIANA_EINVAL, "protected value is not UTF-8");
@@ -386,13 +533,19 @@ DIANA_API int diana_scanner_add_value(diana_scanner *s, const char *value)
 }
 
 static const int key_column_kinds[6] = { KIND_NAME, KIND_ID, KIND_DATE, KIND_ID, KIND_UID, KIND_DATE };
+static const uint32_t key_column_tags[6] = { 0x00100010u, 0x00100020u, 0x00100030u,
+	                                     0x00080050u, 0x0020000Du, 0x00080020u };
+static const char *const key_column_vrs[6] = { "PN", "LO", "DA", "SH", "UI", "DA" };
 
 static int key_row(const char *const *fields, void *user_data)
 {
 	diana_scanner *s = user_data;
-	int i, rc;
+	int i, rc, kept;
 
 	for (i = 0; i < 6; i++) { /* the Original* columns */
+		/* a column the outputs' profile retains (Study Date with retain-long-full-dates...) */
+		if (!protects(s, key_column_tags[i], key_column_vrs[i], NULL, &kept))
+			continue;
 		rc = add_protected(s, fields[i], strlen(fields[i]), key_column_kinds[i], SRC_KEYFILE);
 		if (rc < 0)
 			return rc;
@@ -404,6 +557,7 @@ DIANA_API int diana_scanner_add_key_file(diana_scanner *s, const char *key_file)
 {
 	if (!s || !key_file)
 		return diana__error_set(DIANA_EINVAL, "NULL argument");
+	s->used = 1;
 	return diana__keyfile_read(key_file, key_row, s);
 }
 
@@ -512,26 +666,60 @@ static int add_kept(diana_scanner *s, const char *v, size_t len)
 	return rc < 0 ? rc : 0;
 }
 
+/*
+ * The private creator of a private data element's block ((gggg,xxee) ->
+ * (gggg,00xx) in the same item), or NULL when there is none.
+ */
+static int private_creator(const diana_dataset *ds, const diana_element *el, char **out)
+{
+	size_t n = strlen(el->path);
+	char *key;
+	int rc;
+
+	*out = NULL;
+	if ((el->tag & 0xFFFF) < 0x1000 || n < 8)
+		return 0;
+	if (!(key = diana__strdup(el->path)))
+		return DIANA_ENOMEM;
+	snprintf(key + n - 4, 5, "00%02X", (unsigned)((el->tag >> 8) & 0xFF));
+	rc = diana_dataset_get(ds, key, out);
+	free(key);
+	if (rc == DIANA_ENOMEM)
+		return rc;
+	if (rc < 0) { /* no creator: the element is in no safe block */
+		diana_error_clear();
+		*out = NULL;
+	}
+	return 0;
+}
+
 static int add_element(const diana_element *el, void *user_data)
 {
 	add_ctx *c = user_data;
 	diana_scanner *s = c->s;
 	uint32_t group = el->tag >> 16, elem = el->tag & 0xFFFF;
-	int identifying, kind = 0, rc = 0;
-	char *text = NULL;
+	int identifying, kept, kind = 0, rc = 0;
+	char *text = NULL, *creator = NULL;
 
 	if (strcmp(el->vr, "SQ") == 0 || is_pixel_tag(el->tag) || elem == 0 || el->vm == 0)
 		return 0;
 	if ((group & 1) && elem >= 0x10 && elem <= 0xFF)
 		return 0; /* private creator: a vendor's name, identifies nobody */
-	identifying = diana__deid_is_identifying(el->tag);
+	if ((group & 1) && (s->options & DIANA_DEID_RETAIN_SAFE_PRIVATE)) {
+		/* the safe private list is matched by the creator of the element's block */
+		rc = private_creator(c->ds, el, &creator);
+		if (rc < 0)
+			return rc;
+	}
+	identifying = protects(s, el->tag, el->vr, creator, &kept);
+	free(creator);
 
 	if (vr_is(el->vr, TEXT_VRS)) {
 		rc = diana_dataset_get(c->ds, el->path, &text);
 		if (rc < 0) /* undecodable text: the original cannot be protected fully */
 			return unreadable(el, rc);
 		if (!identifying) {
-			rc = add_kept(s, text, strlen(text));
+			rc = kept ? add_kept(s, text, strlen(text)) : 0;
 		} else if (vr_is(el->vr, "PN ")) {
 			kind = KIND_NAME;
 		} else if (vr_is(el->vr, "UI ")) {
@@ -586,6 +774,7 @@ DIANA_API int diana_scanner_add_dataset(diana_scanner *s, const diana_dataset *o
 
 	if (!s || !original)
 		return diana__error_set(DIANA_EINVAL, "NULL argument");
+	s->used = 1;
 	c.s = s;
 	c.ds = original;
 	rc = diana_dataset_foreach(original, DIANA_FOREACH_META, add_element, &c);
