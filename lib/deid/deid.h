@@ -50,6 +50,15 @@ int diana__deid_parse_key(const char *key, uint32_t *tag);
  */
 extern const char *const diana__deid_dummy_values[];
 
+/**
+ * True when v[0..len) is a text the engine writes into De-identification
+ * Method (0012,0063) or its code sequence (0012,0064): the profile's and
+ * options' names and CID 7050 code meanings, "libdiana <version>", "libdiana
+ * per-attribute overrides". Case-insensitive. Like the dummies, they
+ * identify nobody.
+ */
+int diana__deid_is_method_text(const char *v, size_t len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -86,6 +86,23 @@ static const struct method_code {
 static const struct method_code basic_code = { "113100", "Basic Application Confidentiality Profile" };
 #define BASIC_METHOD "PS3.15 Basic Application Level Confidentiality Profile"
 
+static int text_is(const char *v, size_t len, const char *s)
+{
+	return strlen(s) == len && strncasecmp(v, s, len) == 0;
+}
+
+int diana__deid_is_method_text(const char *v, size_t len)
+{
+	if (text_is(v, len, BASIC_METHOD) || text_is(v, len, basic_code.meaning) ||
+	    text_is(v, len, "libdiana per-attribute overrides") ||
+	    text_is(v, len, "libdiana " DIANA_VERSION_STRING))
+		return 1;
+	for (int i = 0; i < DIANA__NOPTIONS; i++)
+		if (text_is(v, len, method_codes[i].meaning))
+			return 1;
+	return 0;
+}
+
 typedef struct ctx {
 	const diana_profile *p;
 	uint32_t opt;

@@ -920,6 +920,7 @@ Test(scanner, corpus_clean_outputs_give_nothing)
 /* the engine's outputs (basic profile) of every corpus file give nothing */
 struct engine_stats {
 	diana_profile *profile;
+	uint32_t options; /* told to the scanner */
 	int files, anonymized, clean;
 	char failures[8192];
 };
@@ -944,6 +945,7 @@ static void engine_file(const char *path, void *ud)
 	}
 	st->anonymized++;
 	cr_assert_eq(diana_scanner_new(&s), 0);
+	cr_assert_eq(diana_scanner_set_options(s, st->options), 0);
 	cr_assert_eq(diana_scanner_add_dataset(s, ds), 0, "%s: %s", path, diana_error_message());
 	diana_dataset_free(ds);
 	rc = diana_scanner_scan_file(s, out, &rep);
@@ -1284,4 +1286,37 @@ Test(scanner, options_safe_private)
 	result_free(&r);
 	diana_scanner_free(s);
 	diana_profile_free(p);
+}
+
+/* the same with every Retain option (but modified dates), the scanner told about them */
+Test(scanner, engine_outputs_with_options_give_nothing)
+{
+	static const uint8_t secret[] = "scanner test secret, 32 bytes at least";
+	diana_profile_options po = DIANA_PROFILE_OPTIONS_INIT;
+	struct engine_stats st;
+	const char *roots[2] = { getenv("DIANA_TEST_DATA"), getenv("DIANA_SHARED_DATA") };
+	int i;
+
+	memset(&st, 0, sizeof st);
+	po.secret = secret;
+	po.secret_len = sizeof secret - 1;
+	po.options = st.options = DIANA_DEID_RETAIN_SAFE_PRIVATE | DIANA_DEID_RETAIN_UIDS |
+	                          DIANA_DEID_RETAIN_DEVICE_IDENTITY | DIANA_DEID_RETAIN_INSTITUTION_IDENTITY |
+	                          DIANA_DEID_RETAIN_PATIENT_CHARACTERISTICS |
+	                          DIANA_DEID_RETAIN_LONG_FULL_DATES | DIANA_DEID_CLEAN_DESCRIPTORS |
+	                          DIANA_DEID_CLEAN_STRUCTURED_CONTENT | DIANA_DEID_CLEAN_GRAPHICS;
+	cr_assert_eq(diana_profile_new(&st.profile, &po), 0, "%s", diana_error_message());
+	for (i = 0; i < 2; i++) {
+		char dir[4096];
+		if (!roots[i])
+			continue;
+		snprintf(dir, sizeof dir, "%s/dicom", roots[i]);
+		corpus_walk(dir, engine_file, &st);
+	}
+	diana_profile_free(st.profile);
+	cr_log_info("engine with options: %d files, %d de-identified, %d clean", st.files, st.anonymized,
+	            st.clean);
+	cr_assert_gt(st.anonymized, 40);
+	cr_assert_str_empty(st.failures, "findings in the engine's outputs:%s", st.failures);
+	cr_assert_eq(st.clean, st.anonymized);
 }

@@ -265,7 +265,7 @@ static int is_engine_constant(const char *v, size_t len)
 	for (d = diana__deid_dummy_values; *d; d++)
 		if (strlen(*d) == len && strncasecmp(*d, v, len) == 0)
 			return 1;
-	return 0;
+	return diana__deid_is_method_text(v, len);
 }
 
 /* One protected value of a known kind (already split into single values). */
@@ -1022,23 +1022,60 @@ static int add_finding(scan_ctx *c, const char *prefix, const char *where, uint8
 	return 0;
 }
 
-/* every '\\'-separated value of `text` is a constant the engine writes */
-static int all_engine_constants(const char *text)
+/*
+ * Match the value of an output element, value by value ('\\'-separated
+ * unless `single`): a value that is one of the engine's constants (dummies,
+ * method texts) is skipped, it is the same in every output whatever the
+ * original said. Used on decoded text and on the raw bytes of text VRs.
+ */
+static int match_values(scan_ctx *c, const char *data, size_t len, int single, uint8_t *found)
 {
-	const char *p = text;
-	if (!*text)
+	const char *p = data, *end = data + len;
+
+	*found = 0;
+	if (!data || !len)
 		return 0;
 	for (;;) {
-		const char *e = strchr(p, '\\');
-		size_t n = e ? (size_t)(e - p) : strlen(p);
+		const char *e = single ? NULL : memchr(p, '\\', (size_t)(end - p));
+		size_t n = e ? (size_t)(e - p) : (size_t)(end - p);
 		const char *v = p;
-		trim(&v, &n);
-		if (!is_engine_constant(v, n))
-			return 0;
+		size_t vn = n;
+		uint8_t f;
+		int rc;
+		trim(&v, &vn);
+		if (!is_engine_constant(v, vn)) {
+			if ((rc = match_bytes(c->s, &c->sc, p, n, 0, &f)) != 0)
+				return rc;
+			*found |= f;
+		}
 		if (!e)
-			return 1;
+			return 0;
 		p = e + 1;
 	}
+}
+
+/*
+ * An output element the outputs' options or overrides retain on purpose
+ * (the scanner was told with set_options/set_action/set_profile): its
+ * values are there deliberately, they are not findings.
+ */
+static int retained_on_purpose(scan_ctx *c, const diana_element *el, int *skip)
+{
+	const diana_scanner *s = c->s;
+	char *creator = NULL;
+	int kept, rc;
+
+	*skip = 0;
+	if (!s->options && !s->nov)
+		return 0;
+	if (!diana__deid_is_identifying(el->tag))
+		return 0; /* the basic profile keeps it: scanned as always */
+	if (((el->tag >> 16) & 1) && (s->options & DIANA_DEID_RETAIN_SAFE_PRIVATE) &&
+	    (rc = private_creator(c->ds, el, &creator)) < 0)
+		return rc;
+	*skip = !protects(s, el->tag, el->vr, creator, &kept);
+	free(creator);
+	return 0;
 }
 
 static int scan_element(const diana_element *el, void *user_data)
@@ -1048,18 +1085,18 @@ static int scan_element(const diana_element *el, void *user_data)
 	uint8_t text_found = 0, raw_found = 0;
 	int rc;
 
+	int skip, single = vr_is(el->vr, SINGLE_VALUED_VRS);
+
 	if (strcmp(el->vr, "SQ") == 0 || is_pixel_tag(el->tag))
 		return 0;
+	if ((rc = retained_on_purpose(c, el, &skip)) != 0 || skip)
+		return rc;
 	if (vr_is(el->vr, TEXT_VRS) || vr_is(el->vr, NUMBER_VRS)) {
 		char *text = NULL;
 		rc = diana_dataset_get(c->ds, el->path, &text);
 		if (rc < 0)
 			return unreadable(el, rc);
-		if (all_engine_constants(text)) { /* the engine's dummy: the same in every output */
-			diana_free(text);
-			return 0;
-		}
-		rc = match_bytes(c->s, &c->sc, text, strlen(text), 0, &text_found);
+		rc = match_values(c, text, strlen(text), single, &text_found);
 		diana_free(text);
 		if (rc)
 			return rc;
@@ -1073,7 +1110,10 @@ static int scan_element(const diana_element *el, void *user_data)
 		rc = diana_dataset_get_bytes(c->ds, el->path, &bytes, &len);
 		if (rc < 0)
 			return unreadable(el, rc);
-		rc = match_bytes(c->s, &c->sc, bytes, len, 0, &raw_found);
+		if (vr_is(el->vr, TEXT_VRS)) /* the engine's constants are skipped here too */
+			rc = match_values(c, (const char *)bytes, len, single, &raw_found);
+		else
+			rc = match_bytes(c->s, &c->sc, bytes, len, 0, &raw_found);
 		diana_free(bytes);
 		if (rc)
 			return rc;
