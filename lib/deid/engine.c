@@ -46,25 +46,6 @@ const char *const diana__deid_dummy_values[] = {
 /* how the values inside a sequence item are treated */
 enum { MODE_NORMAL = 0, MODE_CLEAN = 1, MODE_DUMMY = 2 };
 
-/*
- * Safe private attributes kept by Retain Safe Private (a conservative
- * subset of PS3.15 Table E.3.10-1: diffusion parameters that carry no
- * identity and that analyses need; see doc/deid.md).
- */
-static const struct safe_private {
-	uint16_t group;
-	const char *creator;
-	uint8_t element; /* low byte: (gggg,xxEE) */
-} safe_private[] = {
-	{ 0x0019, "SIEMENS MR HEADER", 0x0C },      /* B_value */
-	{ 0x0019, "SIEMENS MR HEADER", 0x0D },      /* DiffusionDirectionality */
-	{ 0x0019, "SIEMENS MR HEADER", 0x0E },      /* DiffusionGradientDirection */
-	{ 0x0019, "SIEMENS MR HEADER", 0x27 },      /* B_matrix */
-	{ 0x0043, "GEMS_PARM_01", 0x39 },           /* slop_int_6..9 (b value, ...) */
-	{ 0x2001, "Philips Imaging DD 001", 0x03 }, /* Diffusion B-Factor */
-	{ 0x2001, "Philips Imaging DD 001", 0x04 }, /* Diffusion Direction */
-};
-
 /* PS3.16 CID 7050, in DIANA_DEID_* bit order */
 static const struct method_code {
 	const char *value;
@@ -530,73 +511,96 @@ static int unlisted(ctx *c, const diana__edit_element *el, int mode, uint8_t **n
 	return DIANA__EDIT_KEEP; /* CS, numbers, UIDs of classes, binary */
 }
 
-static int text_eq(const diana__edit_element *el, const char *s)
+/* `s` without leading and trailing spaces (and NULs): start and length */
+static const char *trimmed(const char *s, size_t n, size_t *len)
 {
-	const char *v = (const char *)el->value;
-	size_t n = el->value ? el->length : 0;
-	while (n && (v[n - 1] == ' ' || v[n - 1] == '\0'))
-		n--;
-	while (n && *v == ' ') {
-		v++;
+	while (n && (*s == ' ' || *s == '\0')) {
+		s++;
 		n--;
 	}
-	return n == strlen(s) && !memcmp(v, s, n);
+	while (n && (s[n - 1] == ' ' || s[n - 1] == '\0'))
+		n--;
+	*len = n;
+	return s;
+}
+
+/*
+ * The row of Table E.3.10-1 kept for the block of `creator` (trimmed
+ * already) in `group` and element byte `elem`, or NULL; with elem < 0, any
+ * kept row of that creator in the group.
+ */
+static const diana__safe_private_row *safe_row(uint16_t group, const char *creator, size_t n, int elem)
+{
+	for (size_t i = 0; i < diana__safe_private_nrows; i++) {
+		const diana__safe_private_row *r = &diana__safe_private_rows[i];
+		if (r->group == group && (elem < 0 || r->element == elem) && strlen(r->creator) == n &&
+		    !memcmp(creator, r->creator, n))
+			return r;
+	}
+	return NULL;
+}
+
+/*
+ * The value holds what the table says, numbers or a code string only (the
+ * element's VR is the table's, or UN in implicit VR files): anything else
+ * (text where a number should be, a length that is no multiple of the
+ * binary size) is not kept.
+ */
+static int safe_value(const diana__edit_element *el, const diana__safe_private_row *r)
+{
+	static const struct { const char *vr; size_t size; } binary[] = {
+		{ "FL", 4 }, { "FD", 8 }, { "SL", 4 }, { "SS", 2 }, { "UL", 4 }, { "US", 2 },
+	};
+	const char *allowed;
+
+	if (strcmp(el->vr, r->vr) && strcmp(el->vr, "UN"))
+		return 0;
+	for (size_t i = 0; i < sizeof binary / sizeof binary[0]; i++)
+		if (!strcmp(r->vr, binary[i].vr))
+			return el->length % binary[i].size == 0;
+	if (!strcmp(r->vr, "DS"))
+		allowed = "0123456789+-.eE \\";
+	else if (!strcmp(r->vr, "IS"))
+		allowed = "0123456789+- \\";
+	else if (!strcmp(r->vr, "CS"))
+		allowed = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_ \\";
+	else
+		return 0;
+	for (size_t i = 0; el->value && i < el->length; i++) {
+		char ch = (char)el->value[i];
+		if (ch == '\0' && i + 1 == el->length)
+			break; /* padding */
+		if (ch == '\0' || !strchr(allowed, ch))
+			return 0;
+	}
+	return 1;
 }
 
 static int private_action(ctx *c, const diana__edit_element *el)
 {
 	uint16_t g = (uint16_t)(el->tag >> 16), e = (uint16_t)el->tag;
+	const diana__safe_private_row *r;
+	const char *pc;
+	size_t n;
 
 	if (!(c->opt & DIANA_DEID_RETAIN_SAFE_PRIVATE))
 		return DIANA__EDIT_REMOVE;
-	for (size_t i = 0; i < sizeof safe_private / sizeof safe_private[0]; i++) {
-		const struct safe_private *s = &safe_private[i];
-		if (s->group != g)
-			continue;
-		if (e >= 0x0010 && e <= 0x00FF) {
-			if (text_eq(el, s->creator))
-				return DIANA__EDIT_KEEP;
-		} else if (e >= 0x1000 && (e & 0xFF) == s->element && el->private_creator) {
-			const char *pc = el->private_creator;
-			size_t n = strlen(pc);
-			while (*pc == ' ') {
-				pc++;
-				n--;
-			}
-			while (n && pc[n - 1] == ' ')
-				n--;
-			if (n == strlen(s->creator) && !memcmp(pc, s->creator, n))
-				return DIANA__EDIT_KEEP;
-		}
+	if (e >= 0x0010 && e <= 0x00FF) { /* a creator: kept when its block holds a safe row */
+		pc = trimmed(el->value ? (const char *)el->value : "", el->value ? el->length : 0, &n);
+		return safe_row(g, pc, n, -1) ? DIANA__EDIT_KEEP : DIANA__EDIT_REMOVE;
 	}
-	return DIANA__EDIT_REMOVE;
-}
-
-/* the creator (trimmed) names a safe block of `group` holding element byte `elem` */
-static int safe_private_match(uint16_t group, const char *creator, int elem)
-{
-	size_t n;
-
-	if (!creator)
-		return 0;
-	while (*creator == ' ')
-		creator++;
-	n = strlen(creator);
-	while (n && creator[n - 1] == ' ')
-		n--;
-	for (size_t i = 0; i < sizeof safe_private / sizeof safe_private[0]; i++) {
-		const struct safe_private *s = &safe_private[i];
-		if (s->group == group && (elem < 0 || s->element == elem) && n == strlen(s->creator) &&
-		    !memcmp(creator, s->creator, n))
-			return 1;
-	}
-	return 0;
+	if (e < 0x1000 || !el->private_creator)
+		return DIANA__EDIT_REMOVE;
+	pc = trimmed(el->private_creator, strlen(el->private_creator), &n);
+	r = safe_row(g, pc, n, e & 0xFF);
+	return r && safe_value(el, r) ? DIANA__EDIT_KEEP : DIANA__EDIT_REMOVE;
 }
 
 int diana__deid_retains(uint32_t tag, const char *vr, const char *creator, uint32_t options)
 {
 	uint16_t g = (uint16_t)(tag >> 16), e = (uint16_t)tag;
 	const diana__deid_row *row;
+	size_t n;
 
 	if (g == 0x0002) { /* as meta_action() */
 		if (tag == TAG(0x0002, 0x0003))
@@ -609,9 +613,10 @@ int diana__deid_retains(uint32_t tag, const char *vr, const char *creator, uint3
 	if (g & 1) { /* as private_action() */
 		if (!(options & DIANA_DEID_RETAIN_SAFE_PRIVATE))
 			return 0;
-		if (e >= 0x0010 && e <= 0x00FF)
-			return safe_private_match(g, creator, -1); /* creator values are not checked here */
-		return e >= 0x1000 && safe_private_match(g, creator, e & 0xFF);
+		if (!creator || (e >= 0x0010 && e <= 0x00FF))
+			return 0; /* creator values identify nobody and are not checked here */
+		creator = trimmed(creator, strlen(creator), &n);
+		return e >= 0x1000 && safe_row(g, creator, n, e & 0xFF) != NULL;
 	}
 	if ((g & 0xFF00) == 0x6000) /* overlays: kept with Clean Graphics, but for bitmap and text */
 		return (options & DIANA_DEID_CLEAN_GRAPHICS) && e != 0x3000 && !vr_is(vr, VR_FREE) &&

@@ -1046,6 +1046,72 @@ Test(option, retain_safe_private)
 	diana_dataset_free(ds);
 }
 
+/* the standard's Table E.3.10-1, numbers and code strings only, values checked */
+Test(option, retain_safe_private_table)
+{
+	diana_profile *p = profile(DIANA_DEID_RETAIN_SAFE_PRIVATE);
+	diana_dataset *ds = anon_json(p,
+	    "{\"00080016\":{\"vr\":\"UI\",\"Value\":[\"1.2.840.10008.5.1.4.1.1.4\"]},"
+	    "\"00080018\":{\"vr\":\"UI\",\"Value\":[\"1.2.3.4.5.6.7\"]},"
+	    "\"00190010\":{\"vr\":\"LO\",\"Value\":[\"SIEMENS MR HEADER\"]},"
+	    "\"0019100C\":{\"vr\":\"LO\",\"Value\":[\"1000 MUSTERMANN\"]},"     /* the table says IS */
+	    "\"0019100D\":{\"vr\":\"CS\",\"Value\":[\"DIRECTIONAL\"]},"
+	    "\"0019100E\":{\"vr\":\"FD\",\"Value\":[0.5,0.5,0.7071]},"
+	    "\"00430010\":{\"vr\":\"LO\",\"Value\":[\"GEMS_PARM_01\"]},"
+	    "\"00431039\":{\"vr\":\"IS\",\"Value\":[1000,0,0,0]},"
+	    "\"00990010\":{\"vr\":\"LO\",\"Value\":[\"NQHeader\"]},"
+	    "\"00991002\":{\"vr\":\"UI\",\"Value\":[\"1.2.826.0.1.3680043.2.1125.8\"]}," /* listed, a UID */
+	    "\"00991005\":{\"vr\":\"LT\",\"Value\":[\"analysed for Erika\"]},"          /* listed, text */
+	    "\"00991010\":{\"vr\":\"FL\",\"Value\":[1.5]},"
+	    "\"70530010\":{\"vr\":\"LO\",\"Value\":[\" Philips PET Private Group \"]},"
+	    "\"70531000\":{\"vr\":\"DS\",\"Value\":[0.00123]},"
+	    "\"70531009\":{\"vr\":\"DS\",\"Value\":[2.5]}}",
+	    NULL);
+
+	expect_value(ds, "00190010", "SIEMENS MR HEADER");
+	cr_expect(!has(ds, "0019100C"), "a listed element whose VR is not the table's is removed");
+	expect_value(ds, "0019100D", "DIRECTIONAL");
+	cr_expect(has(ds, "0019100E"), "FD kept");
+	expect_value(ds, "00431039", "1000\\0\\0\\0");
+	cr_expect(!has(ds, "00991002"), "the table's UIDs are not kept");
+	cr_expect(!has(ds, "00991005"), "the table's free text is not kept");
+	cr_expect(has(ds, "00991010"), "NQHeader MI (FL) kept");
+	expect_value(ds, "70531000", "0.00123");
+	expect_value(ds, "70531009", "2.5");
+	diana_dataset_free(ds);
+
+	/* without the option: every private element goes */
+	diana_profile_free(p);
+	p = profile(0);
+	ds = anon_json(p,
+	    "{\"00080016\":{\"vr\":\"UI\",\"Value\":[\"1.2.840.10008.5.1.4.1.1.4\"]},"
+	    "\"00080018\":{\"vr\":\"UI\",\"Value\":[\"1.2.3.4.5.6.7\"]},"
+	    "\"70530010\":{\"vr\":\"LO\",\"Value\":[\"Philips PET Private Group\"]},"
+	    "\"70531000\":{\"vr\":\"DS\",\"Value\":[0.00123]}}",
+	    NULL);
+	cr_expect(!has(ds, "70530010") && !has(ds, "70531000"));
+	diana_dataset_free(ds);
+	diana_profile_free(p);
+}
+
+/* a value that is not what the table says (text in a number) is not kept */
+Test(option, retain_safe_private_checks_values)
+{
+	diana_profile *p = profile(DIANA_DEID_RETAIN_SAFE_PRIVATE);
+	diana_dataset *ds = anon_json(p,
+	    "{\"00080016\":{\"vr\":\"UI\",\"Value\":[\"1.2.840.10008.5.1.4.1.1.4\"]},"
+	    "\"00080018\":{\"vr\":\"UI\",\"Value\":[\"1.2.3.4.5.6.7\"]},"
+	    "\"00190010\":{\"vr\":\"LO\",\"Value\":[\"SIEMENS MR HEADER\"]},"
+	    "\"0019100D\":{\"vr\":\"CS\",\"Value\":[\"erika\"]},"
+	    "\"00430010\":{\"vr\":\"LO\",\"Value\":[\"GEMS_PARM_01\"]},"
+	    "\"00431039\":{\"vr\":\"UN\",\"InlineBinary\":\"MTAwMFxNVVNURVI=\"}}", /* "1000\\MUSTER" */
+	    NULL);
+	cr_expect(!has(ds, "0019100D"), "lower-case text is no code string");
+	cr_expect(!has(ds, "00431039"), "UN bytes that are not an IS");
+	diana_dataset_free(ds);
+	diana_profile_free(p);
+}
+
 Test(option, retain_uids)
 {
 	diana_dataset *ds = phi(DIANA_DEID_RETAIN_UIDS);
