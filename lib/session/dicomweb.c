@@ -45,7 +45,7 @@
 /* bytes of a received part buffered before write() */
 #define DW_WRITE_BUF ((size_t)256 << 10)
 
-#define ACCEPT_JSON "application/dicom+json, application/json;q=0.9"
+#define ACCEPT_JSON "application/dicom+json"
 #define ACCEPT_DICOM_ANY "multipart/related; type=\"application/dicom\"; transfer-syntax=*"
 #define ACCEPT_DICOM "multipart/related; type=\"application/dicom\""
 
@@ -76,6 +76,34 @@ static int single_uid(const diana__key *k)
 		if (!((*p >= '0' && *p <= '9') || *p == '.'))
 			return 0;
 	return 1;
+}
+
+/*
+ * Percent-encode a QIDO-RS query value, leaving literal what RFC 3986 allows
+ * in a query (unreserved, sub-delims but & + =, ':', '@', '/', '?') and '^'
+ * (PN component separator): Orthanc 1.10.1's DICOMweb plugin does not
+ * percent-decode query values, so "DOE^J*" must go as is to match there.
+ */
+static char *query_escape(const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	diana__buf b = DIANA__BUF_INIT;
+
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (isalnum(c) || strchr("-._~!$'()*,;:@/?^", c)) {
+			diana__buf_putc(&b, (char)c);
+		} else {
+			char e[3] = { '%', hex[c >> 4], hex[c & 15] };
+			diana__buf_put(&b, e, 3);
+		}
+	}
+	if (b.oom) {
+		diana__buf_dispose(&b);
+		diana__error_oom();
+		return NULL;
+	}
+	return b.data ? diana__buf_detach(&b, NULL) : diana__strdup("");
 }
 
 /* a GET whose answer is DICOM JSON (or nothing: 204) */
@@ -182,7 +210,7 @@ static int build_query(int level, const diana__keys *keys, diana__buf *q, uint32
 					if (*p == '\\')
 						*p = ',';
 			}
-			e = diana__url_escape(v);
+			e = query_escape(v);
 			free(v);
 			if (!e)
 				return DIANA_ENOMEM;
