@@ -61,6 +61,7 @@ def ctypes_of(ctype, role, c_types):
       const char *          -> c_char_p (input string / borrowed static result)
       const uint8_t *       -> c_char_p (input buffer, passed with its length)
       char ** / uint8_t **  -> POINTER(c_void_p) (owned memory, freed by diana_free)
+      const char *const *   -> POINTER(c_char_p) (input array of strings)
       void *                -> c_void_p
       void (ret)            -> None
       handle/struct T *..*  -> POINTER(..POINTER(T))
@@ -96,6 +97,8 @@ def ctypes_of(ctype, role, c_types):
             return c_char_p
         if stars == 2 and role == "arg" and not const:
             return POINTER(c_void_p)  # const char ** (borrowed out) needs a rule first
+        if stars == 2 and role == "arg" and base == "char" and ctype.replace(" ", "") == "constchar*const*":
+            return POINTER(c_char_p)  # an input array of strings
         if stars == 0 and base in SCALARS:
             return SCALARS[base]
         raise Unmapped(ctype)
