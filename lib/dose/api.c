@@ -45,13 +45,17 @@ static int convert_pseudonymized(const diana_dataset *ds, diana_profile *profile
 	diana_dataset *copy = NULL;
 	diana_dataset_options dopts = DIANA_DATASET_OPTIONS_INIT;
 	char *probe = NULL;
-	int rc;
+	cJSON *before, *after;
+	int rc, n_before, n_after;
 
 	/* refuse what is not a dose report before touching the key file */
 	rc = convert_dataset(ds, 0, &probe);
-	diana_free(probe);
 	if (rc < 0)
 		return rc;
+	before = cJSON_Parse(probe);
+	diana_free(probe);
+	n_before = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(before, "events"));
+	cJSON_Delete(before);
 	rc = diana_dataset_save_memory(ds, &bytes, &len);
 	if (rc < 0)
 		return rc;
@@ -66,6 +70,18 @@ static int convert_pseudonymized(const diana_dataset *ds, diana_profile *profile
 		return rc;
 	rc = convert_dataset(copy, flags, out);
 	diana_dataset_free(copy);
+	if (rc == 0) {
+		after = cJSON_Parse(*out);
+		n_after = after ? cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(after, "events")) : -1;
+		cJSON_Delete(after);
+		if (n_after != n_before) {
+			diana_free(*out);
+			*out = NULL;
+			rc = DIANA_EUNSUPPORTED;
+		}
+	}
+	/* without Clean Structured Content the basic profile dummies the
+	 * concept names of the content tree: the dose data is gone */
 	if (rc == DIANA_EUNSUPPORTED)
 		return diana__error_set(DIANA_EINVAL,
 		                        "the profile replaces the dose report's concept names: "
