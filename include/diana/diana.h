@@ -12,6 +12,7 @@
 #include <diana/profile.h>
 #include <diana/scan.h>
 #include <diana/session.h>
+#include <diana/job.h>
 #include <diana/dose.h>
 
 #endif /* DIANA_DIANA_H */
