@@ -31,6 +31,7 @@ from ._deid import (ANON_NO_SYNC, ACTION_DEFAULT, ACTION_EMPTY, ACTION_KEEP, ACT
                     DEID_RETAIN_PATIENT_CHARACTERISTICS, DEID_RETAIN_SAFE_PRIVATE,
                     DEID_RETAIN_UIDS, Profile, anonymize, option_names,
                     sync_folder)
+from ._dose import DOSE_PRETTY, HecSink, JsonlSink, dose, dose_json
 from ._lib import DianaError
 from ._scan import KEY_COLUMNS, Finding, Scanner, key_lookup
 from ._session import (LEVEL_INSTANCE, LEVEL_PATIENT, LEVEL_SERIES, LEVEL_STUDY,
