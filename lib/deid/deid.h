@@ -59,6 +59,13 @@ extern const char *const diana__deid_dummy_values[];
  */
 int diana__deid_is_method_text(const char *v, size_t len);
 
+/* ---- keyed values for other modules (pseudonym.c) ---- */
+
+/** The keyed code the engine writes for an ID value (AccessionNumber, PatientID...): 16 base32 chars. */
+int diana__profile_pseudo_id(const diana_profile *p, const char *value, char out[17]);
+/** Hex of HMAC-SHA256(secret, prefix || data): names things without revealing them. */
+int diana__profile_hash_hex(const diana_profile *p, const char *prefix, const char *data, char out[65]);
+
 #ifdef __cplusplus
 }
 #endif

@@ -273,7 +273,7 @@ static void ds_free(diana_session *s)
 }
 
 static const diana__session_ops dimse_ops = {
-	"dicom", ds_echo, ds_find, ds_retrieve, ds_store, NULL, ds_cancel, ds_free,
+	"dicom", ds_echo, ds_find, ds_retrieve, ds_store, NULL, ds_cancel, ds_free, NULL,
 };
 
 static int parse_port(const char *v, int *out)

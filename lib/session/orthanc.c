@@ -907,6 +907,36 @@ static int oc_changes(diana_session *s, int64_t since, uint32_t limit, diana_cha
 	}
 }
 
+/* ---------------------------------------------------------------- evict */
+
+static int oc_evict(diana_session *s, const char *study_uid)
+{
+	char id[80], path[200];
+	int rc;
+
+	if (!impl(s)->modality)
+		return 0; /* the own store is not a cache */
+	rc = lookup(s, study_uid, "Study", id, sizeof(id));
+	if (rc == DIANA_ENOTFOUND) {
+		diana_error_clear();
+		return 0;
+	}
+	if (rc < 0)
+		return rc;
+	snprintf(path, sizeof(path), "/studies/%s", id);
+	rc = oc_json(s, "DELETE", path, NULL, NULL, "deleting a study from the Orthanc helper", NULL);
+	if (rc == DIANA_ENOTFOUND) {
+		diana_error_clear();
+		return 0;
+	}
+	return rc;
+}
+
+int diana__orthanc_has_modality(const diana_session *s)
+{
+	return s->impl && ((const orthanc *)s->impl)->modality != NULL;
+}
+
 /* ------------------------------------------------------------------ open */
 
 static void oc_free(diana_session *s)
@@ -923,7 +953,7 @@ static void oc_free(diana_session *s)
 }
 
 static const diana__session_ops orthanc_ops = {
-	"orthanc", oc_echo, oc_find, oc_retrieve, oc_store, oc_changes, NULL, oc_free,
+	"orthanc", oc_echo, oc_find, oc_retrieve, oc_store, oc_changes, NULL, oc_free, oc_evict,
 };
 
 int diana__orthanc_open(diana_session *s, const diana__uri *u)

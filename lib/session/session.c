@@ -138,6 +138,14 @@ static char *redact_uri(const diana__uri *u, const char *raw)
 	return diana__buf_detach(&b, NULL);
 }
 
+static void free_raw(char *raw)
+{
+	if (raw) {
+		memset(raw, 0, strlen(raw)); /* it may hold a password */
+		free(raw);
+	}
+}
+
 static int is_scheme(const char *s, const char *a)
 {
 	return strcmp(s, a) == 0;
@@ -161,6 +169,11 @@ int diana_session_open(diana_session **out, const char *uri, const diana_session
 	rc = settings_init(&s->set, opts);
 	if (rc < 0)
 		goto fail;
+	s->raw_uri = diana__strdup(uri);
+	if (!s->raw_uri) {
+		rc = DIANA_ENOMEM;
+		goto fail;
+	}
 
 	if (!strstr(uri, "://") || strncmp(uri, "file://", 7) == 0) {
 		/* a plain path or file:///dir (percent escapes decoded) */
@@ -262,6 +275,7 @@ fail:
 		s->ops->free(s);
 	settings_dispose(&s->set);
 	free(s->uri);
+	free_raw(s->raw_uri);
 	free(s);
 	return rc;
 }
@@ -274,6 +288,7 @@ void diana_session_free(diana_session *s)
 		s->ops->free(s);
 	settings_dispose(&s->set);
 	free(s->uri);
+	free_raw(s->raw_uri);
 	free(s);
 }
 
@@ -748,4 +763,42 @@ void diana__session_http_options(const diana_session *s, const char *base_url, c
 	o->timeout_ms = s->set.timeout_ms;
 	o->retries = s->set.retries;
 	o->retry_delay_ms = s->set.retry_delay_ms;
+}
+
+/* ------------------------------------------------------- clones, caches */
+
+int diana__session_clone(const diana_session *s, const char *temp_dir, diana_session **out)
+{
+	diana_session_options o = DIANA_SESSION_OPTIONS_INIT;
+
+	*out = NULL;
+	if (!s || !s->raw_uri)
+		return diana__error_set(DIANA_EINVAL, "session clone: NULL session");
+	o.username = s->set.username;
+	o.password = s->set.password;
+	o.netrc_file = s->set.netrc_file;
+	o.ca_file = s->set.ca_file;
+	o.insecure = s->set.insecure;
+	o.connect_timeout_ms = s->set.connect_timeout_ms;
+	o.timeout_ms = s->set.timeout_ms;
+	o.retries = s->set.retries;
+	o.retry_delay_ms = s->set.retry_delay_ms;
+	o.calling_aet = s->set.calling_aet;
+	o.local_port = s->set.local_port;
+	o.retrieve = s->set.retrieve;
+	o.temp_dir = temp_dir ? temp_dir : s->set.temp_dir;
+	return diana_session_open(out, s->raw_uri, &o);
+}
+
+int diana__session_evict(diana_session *s, const char *study_uid)
+{
+	if (!s || !s->ops || !s->ops->evict || !study_uid)
+		return 0;
+	return s->ops->evict(s, study_uid);
+}
+
+int diana__session_has_cache(const diana_session *s)
+{
+	return s && s->ops && s->ops->evict != NULL && s->kind == DIANA_SESSION_ORTHANC &&
+	       s->impl != NULL && diana__orthanc_has_modality(s);
 }

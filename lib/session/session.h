@@ -121,6 +121,8 @@ typedef struct diana__session_ops {
 	/* extra cancel work (e.g. DIMSE C-CANCEL); the flag is already set; may be NULL */
 	void (*cancel)(diana_session *s);
 	void (*free)(diana_session *s);
+	/* drop a study from a cache (Orthanc helper with a modality); NULL: nothing to do */
+	int (*evict)(diana_session *s, const char *study_uid);
 } diana__session_ops;
 
 /** Options with defaults applied and strings owned by the session. */
@@ -137,16 +139,36 @@ struct diana_session {
 	const diana__session_ops *ops;
 	int kind;
 	char *uri;          /* without credentials */
+	char *raw_uri;      /* as given (credentials included: never logged), for clones */
 	diana__session_settings set;
 	atomic_int cancelled;
 	void *impl;         /* the kind's own state */
 };
+
+/**
+ * A new session like `s` (same URI and settings; a folder is indexed
+ * again), with `temp_dir` instead of s's when not NULL. For one session
+ * per worker thread.
+ */
+int diana__session_clone(const diana_session *s, const char *temp_dir, diana_session **out);
+
+/**
+ * Drop a study from the session's cache once it is safely stored elsewhere:
+ * an Orthanc reached with ?modality= deletes its copy. 0 when there is
+ * nothing to drop (other kinds, or the study is not there).
+ */
+int diana__session_evict(diana_session *s, const char *study_uid);
+
+/** True when the session reaches a remote PACS through a cache that evict() empties. */
+int diana__session_has_cache(const diana_session *s);
 
 /** True when cancellation was asked (sets DIANA_ECANCELLED when so). */
 int diana__session_cancelled(diana_session *s);
 
 /** Open functions of each kind: fill s->ops, s->impl. `u` is parsed already. */
 int diana__orthanc_open(diana_session *s, const diana__uri *u);
+/** True when an Orthanc session reaches a PACS through ?modality=. */
+int diana__orthanc_has_modality(const diana_session *s);
 int diana__dimse_session_open(diana_session *s, const diana__uri *u);
 int diana__dicomweb_open(diana_session *s, const diana__uri *u);
 int diana__folder_open(diana_session *s, const char *dir);
