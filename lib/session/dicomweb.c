@@ -324,10 +324,16 @@ static int dw_find(diana_session *s, int level, const diana__keys *keys, diana_f
 		}
 		rc = dw_get_json(s, page.data, "QIDO-RS", &arr);
 		diana__buf_dispose(&page);
+		if (rc == DIANA_ENOTFOUND && npath > 0) {
+			/* some servers answer 404 for the children of an unknown study: no match */
+			diana_error_clear();
+			rc = 0;
+			break;
+		}
 		if (rc < 0) {
 			if (rc == DIANA_ENOTFOUND)
-				rc = diana__error_set(DIANA_ENOTFOUND, "QIDO-RS: HTTP 404 (no such resource or "
-				                                       "no QIDO-RS service at this URL)");
+				rc = diana__error_set(DIANA_ENOTFOUND, "QIDO-RS: HTTP 404 (no QIDO-RS service at "
+				                                       "this URL?)");
 			break;
 		}
 		n = cJSON_GetArraySize(arr);
@@ -856,7 +862,7 @@ static void dw_free(diana_session *s)
 }
 
 static const diana__session_ops dicomweb_ops = {
-	"dicomweb", dw_echo, dw_find, dw_retrieve, dw_store, NULL, NULL, dw_free,
+	"dicomweb", dw_echo, dw_find, dw_retrieve, dw_store, NULL, NULL, dw_free, NULL,
 };
 
 int diana__dicomweb_open(diana_session *s, const diana__uri *u)

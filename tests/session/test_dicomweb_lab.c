@@ -500,6 +500,12 @@ Test(dicomweb, find_series_and_instance_levels)
 	cr_assert_eq(find(s, DIANA_LEVEL_SERIES, keys, 2, &a), 0);
 	cr_assert_str_eq(a.values[0], "SERIES");
 
+	/* the series of an unknown study: no answer, no error */
+	keys[0] = "StudyInstanceUID=1.2.3.999";
+	memset(&a, 0, sizeof(a));
+	cr_assert_eq(find(s, DIANA_LEVEL_SERIES, keys, 2, &a), 0, "%s", diana_error_message());
+	cr_assert_eq(a.n, 0);
+
 	/* series without the study UID: /series?AccessionNumber=... */
 	keys[0] = "AccessionNumber=" PREFIX "-CT-00*";
 	keys[1] = "Modality=CT";
