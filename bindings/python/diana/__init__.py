@@ -32,6 +32,9 @@ from ._deid import (ANON_NO_SYNC, ACTION_DEFAULT, ACTION_EMPTY, ACTION_KEEP, ACT
                     DEID_RETAIN_UIDS, Profile, anonymize, option_names,
                     sync_folder)
 from ._dose import DOSE_PRETTY, HecSink, JsonlSink, dose, dose_json
+from ._job import (JOB_DRY_RUN, JOB_KEEP_IN_HELPER, JOB_NO_ANONYMIZE, JOB_STAGE_DONE,
+                   JOB_STAGE_QUERY, JOB_STAGE_RETRIEVE, JOB_STAGE_WAIT, STUDY_FAILED,
+                   STUDY_OK, STUDY_SKIPPED, STUDY_UNKNOWN, Job, pull)
 from ._lib import DianaError
 from ._scan import KEY_COLUMNS, Finding, Scanner, key_lookup
 from ._session import (LEVEL_INSTANCE, LEVEL_PATIENT, LEVEL_SERIES, LEVEL_STUDY,
@@ -62,6 +65,9 @@ __all__ = [
     "Session", "Instance", "SESSION_ORTHANC", "SESSION_DIMSE", "SESSION_DICOMWEB", "SESSION_FOLDER",
     "LEVEL_PATIENT", "LEVEL_STUDY", "LEVEL_SERIES", "LEVEL_INSTANCE",
     "RETRIEVE_DEFAULT", "RETRIEVE_GET", "RETRIEVE_MOVE",
+    "Job", "pull", "JOB_STAGE_QUERY", "JOB_STAGE_RETRIEVE", "JOB_STAGE_WAIT", "JOB_STAGE_DONE",
+    "STUDY_OK", "STUDY_SKIPPED", "STUDY_UNKNOWN", "STUDY_FAILED",
+    "JOB_NO_ANONYMIZE", "JOB_DRY_RUN", "JOB_KEEP_IN_HELPER",
 ]
 
 # Error codes (diana_error_t): DianaError.code is one of these.

@@ -308,8 +308,9 @@ if version_info[0] != API_MAJOR:
 # The declarations of later headers live in one file per module
 # (_decl_<module>.py, each a DECLARATIONS dict built from the names above).
 from . import _decl_session, _decl_dose  # noqa: E402  (needs the types above)
+from . import _decl_job  # noqa: E402  (after _decl_session: uses its session type)
 
-for _mod in (_decl_session, _decl_dose):
+for _mod in (_decl_session, _decl_dose, _decl_job):
     for _name in _mod.DECLARATIONS:
         if _name in DECLARATIONS:
             raise ImportError("%s declared twice" % _name)
