@@ -719,13 +719,11 @@ static void add_event(report *r, const cJSON *ev)
 		break;
 	}
 	case T_RADIOPHARM: {
-		cJSON *type;
 		add(o, e, "irradiation_event_uid", field_json(find(kids, &C_RP_EVENT_UID, NULL), K_UID));
 		when = find(kids, &C_RP_START, NULL);
 		add(o, e, "datetime", field_json(when, K_DT));
 		note_event_time(r, when);
-		type = add(o, e, "type", code_json(concept_of(ev)));
-		(void)type;
+		add(o, e, "type", code_json(concept_of(ev)));
 		add_fields(o, e, ev, RP_EVENT, NFIELDS(RP_EVENT), NULL);
 		break;
 	}
