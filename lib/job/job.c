@@ -17,6 +17,7 @@
  * time: the rerun fetches the study again and replaces the same files.
  * SPDX-License-Identifier: MIT
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -1232,6 +1233,33 @@ static int write_report(diana_job *j)
 
 /* ------------------------------------------------------------------- run */
 
+/* empty a work folder of a killed run (temporary files, staging trees); depth-bounded */
+static void clean_tree(const char *dir, int depth)
+{
+	DIR *d;
+	struct dirent *e;
+
+	if (depth > 8 || !(d = opendir(dir)))
+		return;
+	while ((e = readdir(d)) != NULL) {
+		char p[4096];
+		struct stat sb;
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if ((size_t)snprintf(p, sizeof(p), "%s/%s", dir, e->d_name) >= sizeof(p))
+			continue;
+		if (lstat(p, &sb) != 0)
+			continue;
+		if (S_ISDIR(sb.st_mode)) {
+			clean_tree(p, depth + 1);
+			rmdir(p);
+		} else {
+			unlink(p);
+		}
+	}
+	closedir(d);
+}
+
 static int make_worker(diana_job *j, worker *w, int index)
 {
 	size_t n = strlen(j->state_dir) + 32;
@@ -1247,6 +1275,7 @@ static int make_worker(diana_job *j, worker *w, int index)
 	snprintf(w->tmp_dir, n, "%s/work-%d", j->state_dir, index);
 	snprintf(w->staging, n, "%s/work-%d/deid", j->state_dir, index);
 	if (!(j->o.flags & DIANA_JOB_DRY_RUN)) {
+		clean_tree(w->tmp_dir, 0);
 		rc = mkdir_p(w->staging);
 		if (rc < 0)
 			return rc;
@@ -1258,8 +1287,10 @@ static int make_worker(diana_job *j, worker *w, int index)
 static void dispose_worker(worker *w)
 {
 	diana_session_free(w->s);
-	if (w->staging)
+	if (w->staging) {
+		clean_tree(w->staging, 0);
 		rmdir(w->staging);
+	}
 	if (w->tmp_dir)
 		rmdir(w->tmp_dir);
 	free(w->tmp_dir);
