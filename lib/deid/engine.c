@@ -1043,7 +1043,8 @@ DIANA_API int diana_anonymize_file(diana_profile *p, const char *in_path, const 
 		*result = NULL;
 	if (!p || !in_path || !out_path)
 		return diana__error_set(DIANA_EINVAL, "NULL argument");
-	if ((rc = diana_dataset_open(&ds, in_path, NULL)) < 0)
+	/* the pixel data stays in the input file: copied, never loaded */
+	if ((rc = diana__dataset_open_deferred(&ds, in_path)) < 0)
 		return rc;
 	rc = diana_anonymize_dataset(p, ds, result ? &r : NULL);
 	if (rc == 0)
@@ -1150,7 +1151,7 @@ DIANA_API int diana_anonymize_into(diana_profile *p, const char *in_path, const 
 		return diana__error_set(DIANA_EINVAL, "NULL argument");
 	if (flags & ~(uint32_t)DIANA_ANON_NO_SYNC)
 		return diana__error_set(DIANA_EINVAL, "unknown flags 0x%x", (unsigned)flags);
-	if ((rc = diana_dataset_open(&ds, in_path, NULL)) < 0)
+	if ((rc = diana__dataset_open_deferred(&ds, in_path)) < 0) /* pixel data copied, never loaded */
 		return rc;
 	if ((rc = get_opt(ds, "00020002", &sop_class)) < 0)
 		goto out;

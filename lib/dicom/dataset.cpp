@@ -48,7 +48,8 @@ int read_options(const diana_dataset_options *opts, ParseOptions *po, uint64_t *
 
 /* A regular file is read as GDCM asks for bytes (with
  * DIANA_OPEN_SKIP_PIXELS: nothing after the start of Pixel Data); anything
- * else (a pipe) is read whole first. */
+ * else (a pipe) is read whole first. With po.defer_pixels, a regular file
+ * stays open in out.src while its Pixel Data is deferred. */
 int open_file(const char *path, uint64_t max_size, const ParseOptions &po, Dataset &out)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -68,6 +69,20 @@ int open_file(const char *path, uint64_t max_size, const ParseOptions &po, Datas
 			return diana__error_set(DIANA_EINVAL, "file larger than the limit of %llu bytes",
 			                        static_cast<unsigned long long>(max_size));
 		parse_file(fd, static_cast<uint64_t>(st.st_size), po, out);
+		for (const Element &el : out.root.elems) {
+			if (!el.deferred)
+				continue;
+			int keep = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+			if (keep < 0) { /* no descriptor to spare: read the value now */
+				out.src = std::make_shared<SourceFile>(fd, static_cast<uint64_t>(st.st_size));
+				load_deferred(out);
+				out.src->fd = -1; /* closed by the Closer */
+				out.src.reset();
+				break;
+			}
+			out.src = std::make_shared<SourceFile>(keep, static_cast<uint64_t>(st.st_size));
+			break;
+		}
 		return 0;
 	}
 	uint8_t *buf = nullptr;
@@ -84,6 +99,14 @@ int open_file(const char *path, uint64_t max_size, const ParseOptions &po, Datas
 }
 
 } // namespace
+
+namespace diana_dcm {
+SourceFile::~SourceFile()
+{
+	if (fd >= 0)
+		close(fd);
+}
+} // namespace diana_dcm
 
 extern "C" int diana_dataset_options_init(diana_dataset_options *opts, uint32_t version) noexcept
 {
@@ -114,6 +137,27 @@ extern "C" int diana_dataset_open(diana_dataset **out, const char *path,
 		auto *ds = new diana_dataset();
 		std::unique_ptr<diana_dataset> guard(ds);
 		rc = open_file(path, max_size, po, ds->d);
+		if (rc)
+			return rc;
+		*out = guard.release();
+		return 0;
+	}
+	DIANA_CATCH_ALL
+}
+
+/* lib/deid's open (edit.h): strict, Pixel Data deferred */
+extern "C" int diana__dataset_open_deferred(diana_dataset **out, const char *path)
+{
+	try {
+		if (out)
+			*out = nullptr;
+		if (!out || !path)
+			return diana__error_set(DIANA_EINVAL, "NULL argument");
+		ParseOptions po;
+		po.defer_pixels = true;
+		auto *ds = new diana_dataset();
+		std::unique_ptr<diana_dataset> guard(ds);
+		int rc = open_file(path, 0, po, ds->d);
 		if (rc)
 			return rc;
 		*out = guard.release();
@@ -318,6 +362,8 @@ extern "C" int diana_dataset_get(const diana_dataset *ds, const char *key, char 
 		if (!ds || !key || !out)
 			return diana__error_set(DIANA_EINVAL, "NULL argument");
 		Found f = resolve(ds->d, key);
+		if (f.el->deferred)
+			load_deferred(ds->d);
 		const Element &el = *f.el;
 		if (el.vr == VR_SQ)
 			return diana__error_set(DIANA_EUNSUPPORTED, "element (%04X,%04X) is a sequence",
@@ -359,6 +405,8 @@ extern "C" int diana_dataset_get_bytes(const diana_dataset *ds, const char *key,
 		if (!ds || !key || !out || !len)
 			return diana__error_set(DIANA_EINVAL, "NULL argument");
 		Found f = resolve(ds->d, key);
+		if (f.el->deferred)
+			load_deferred(ds->d);
 		const Element &el = *f.el;
 		if (el.vr == VR_SQ)
 			return diana__error_set(DIANA_EUNSUPPORTED, "element (%04X,%04X) is a sequence",
@@ -474,6 +522,7 @@ extern "C" int diana_dataset_foreach(const diana_dataset *ds, uint32_t flags, di
 			return diana__error_set(DIANA_EINVAL, "NULL argument");
 		if (flags & ~static_cast<uint32_t>(DIANA_FOREACH_META))
 			return diana__error_set(DIANA_EINVAL, "unknown flags");
+		load_deferred(ds->d);
 		Walker w{ fn, user_data };
 		std::string store;
 		const char *cs = item_charset(ds->d.root, store);
@@ -501,6 +550,7 @@ extern "C" int diana_dataset_to_json(const diana_dataset *ds, uint32_t flags, ch
 		if (flags & ~JSON_FLAGS)
 			return diana__error_set(DIANA_EINVAL, "unknown flags");
 		size_t len;
+		load_deferred(ds->d);
 		*out = to_json(ds->d, flags, &len);
 		return 0;
 	}
@@ -517,6 +567,7 @@ extern "C" int diana_dataset_save_memory(const diana_dataset *ds, uint8_t **out,
 		if (!ds || !out || !len)
 			return diana__error_set(DIANA_EINVAL, "NULL argument");
 		size_t n;
+		load_deferred(ds->d);
 		char *p = write_part10(ds->d, &n);
 		*out = reinterpret_cast<uint8_t *>(p);
 		*len = n;
@@ -536,6 +587,10 @@ public:
 		int rc = diana__atomic_write(f_, p, n);
 		if (rc)
 			throw Error(rc, diana_error_message());
+	}
+	void copy(const SourceFile &src, uint64_t off, uint64_t len) override
+	{
+		copy_source_to_fd(src, off, len, f_->fd);
 	}
 
 private:

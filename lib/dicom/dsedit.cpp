@@ -107,7 +107,10 @@ struct Walker {
 			x.parents = parents.empty() ? nullptr : parents.data();
 			x.private_creator = pc;
 			bool sq = el.vr == VR_SQ;
-			if (!sq && !el.encapsulated) {
+			if (el.deferred) { /* still in the source file: a length, no bytes */
+				x.value = nullptr;
+				x.length = el.src_len;
+			} else if (!sq && !el.encapsulated) {
 				x.value = reinterpret_cast<const uint8_t *>(el.value.data());
 				x.length = el.value.size();
 			}
@@ -145,6 +148,7 @@ struct Walker {
 			case DIANA__EDIT_EMPTY:
 				free(nv);
 				el.value.clear();
+				el.deferred = false;
 				el.items.clear();
 				if (el.encapsulated) {
 					el.encapsulated = false;
@@ -165,6 +169,7 @@ struct Walker {
 					return diana__error_set(DIANA_EINVAL, "(%04X,%04X): value too long", el.tag >> 16,
 					                        el.tag & 0xFFFF);
 				set_value(el, nv, nl);
+				el.deferred = false;
 				break;
 			}
 			default:
@@ -286,6 +291,11 @@ public:
 		int rc = diana__atomic_write(f_, p, n);
 		if (rc)
 			throw Error(rc, diana_error_message());
+	}
+	/* deferred Pixel Data: from the input file to this one, in the kernel */
+	void copy(const SourceFile &src, uint64_t off, uint64_t len) override
+	{
+		copy_source_to_fd(src, off, len, f_->fd);
 	}
 
 private:

@@ -95,6 +95,21 @@ private:
 	const char *p_;
 };
 
+struct SourceFile;
+
+/* A value left in the source file (deferred Pixel Data): its length, where
+ * it starts, and (when writing) the file. No bytes in memory. */
+class FileValue : public ExternalValue {
+public:
+	FileValue(uint64_t off, uint32_t n, const SourceFile *src) : ExternalValue(nullptr, n), off_(off), src_(src) {}
+	uint64_t offset() const { return off_; }
+	const SourceFile *source() const { return src_; }
+
+private:
+	uint64_t off_;
+	const SourceFile *src_;
+};
+
 /**
  * Recursion (GDCM's, over nested sequences, and ours) is bounded by the
  * stack this thread has left: the public entry points open a StackScope,

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -88,15 +89,36 @@ enum class Encoding { ExplicitLE, ImplicitLE, ExplicitBE, DeflatedLE };
 
 struct Item;
 
+/*
+ * The input file a dataset was read from, kept open while values stay in it
+ * (deferred top-level Pixel Data, see ParseOptions::defer_pixels). Shared by
+ * the copies of a dataset; the descriptor is closed with the last one.
+ */
+struct SourceFile {
+	int fd = -1;
+	uint64_t size = 0; /* when read: a file that changed size since is refused */
+	SourceFile(int f, uint64_t n) : fd(f), size(n) {}
+	~SourceFile();
+	SourceFile(const SourceFile &) = delete;
+	SourceFile &operator=(const SourceFile &) = delete;
+};
+
 struct Element {
 	uint32_t tag = 0;
 	uint16_t vr = VR_UN;
 	bool undef_len = false;    /* SQ / encapsulated pixel data had undefined length */
 	bool encapsulated = false; /* Pixel Data as fragments */
+	bool deferred = false;     /* the value is still in the source file: src_len bytes at src_off
+	                              (value is empty); load_deferred() reads it */
 	uint32_t sq_len = 0;       /* defined length of a sequence as read */
+	uint64_t src_off = 0;
+	uint32_t src_len = 0;
 	std::string value;         /* raw value bytes (binary VRs little endian) */
 	std::vector<Item> items;   /* SQ items */
 	std::vector<std::string> frags; /* encapsulated: offset table then fragments */
+
+	/** Length of the value, deferred or not. */
+	size_t length() const { return deferred ? src_len : value.size(); }
 };
 
 struct Item {
@@ -117,6 +139,7 @@ struct Dataset {
 	bool has_meta = false;     /* a file meta group was read */
 	bool lenient = false;      /* may hold invalid IS/DS/UI values */
 	bool pixels_skipped = false; /* reading stopped before Pixel Data */
+	std::shared_ptr<SourceFile> src; /* set when a value is deferred */
 
 	const Element *find_meta(uint32_t tag) const;
 };
@@ -178,6 +201,12 @@ const char *item_charset(const Item &it, std::string &storage);
 struct ParseOptions {
 	bool lenient = false;
 	bool skip_pixels = false;
+	/* parse_file only: native top-level Pixel Data of a little endian
+	 * dataset stays in the file (Element::deferred); the caller keeps the
+	 * file open in Dataset::src. Writing copies it from there (in the
+	 * kernel where it can: copy_file_range), and any other use of the value
+	 * reads it first (load_deferred). */
+	bool defer_pixels = false;
 	uint64_t max_inflated = 0; /* 0 = no limit */
 };
 
@@ -193,7 +222,21 @@ class Sink {
 public:
 	virtual ~Sink() = default;
 	virtual void write(const char *p, size_t n) = 0;
+	/** `len` bytes at `off` of a source file (a deferred value); by
+	 *  default read in chunks and written. Throws Error. */
+	virtual void copy(const SourceFile &src, uint64_t off, uint64_t len);
 };
+
+/** Read the deferred values of `ds` into memory (a no-op without any).
+ *  The dataset is logically const: not to be called by two threads at once
+ *  on one dataset (datasets with deferred values are internal to lib/deid's
+ *  use). Throws Error. */
+void load_deferred(const Dataset &ds);
+
+/** Append `len` bytes at `off` of `src` to the file `out_fd` (at its
+ *  offset): copy_file_range, else read and write. Throws Error (EIO when
+ *  the source changed size or ended early). */
+void copy_source_to_fd(const SourceFile &src, uint64_t off, uint64_t len, int out_fd);
 
 /** A dataset as GDCM will encode it (dswrite.cpp). The constructor finds
  *  what cannot be encoded (throws Error) before anything is written. */

@@ -131,6 +131,7 @@ public:
 
 	uint64_t size() const { return size_; }
 	uint64_t tell() const { return base_ + static_cast<uint64_t>(gptr() - eback()); }
+	bool file_backed() const { return fd_ >= 0; }
 
 	/* `n` bytes at `pos`, loaded as needed (the read position is kept);
 	 * nullptr beyond the end */
@@ -759,7 +760,7 @@ void read_meta(Ctx &c, std::istream &is, gdcm::FileMetaInformation &fmi)
 
 /* The dataset, one top-level element at a time. */
 template <typename TDE, typename TSwap>
-bool read_body(Ctx &c, std::istream &is, gdcm::DataSet &ds, bool skip_pixels, bool expl)
+bool read_body(Ctx &c, std::istream &is, gdcm::DataSet &ds, bool skip_pixels, bool expl, bool defer_pixels)
 {
 	unsigned patches = 0;
 	uint32_t last = 0;
@@ -792,9 +793,19 @@ bool read_body(Ctx &c, std::istream &is, gdcm::DataSet &ds, bool skip_pixels, bo
 				/* the bytes of a large value, pixel data mostly, go straight
 				 * into what becomes the model (GDCM's ReadValue would
 				 * allocate, zero and fill a buffer that is copied again) */
-				std::string v;
-				c.sb->read_into(v, vl);
-				de.SetValue(*new ExternalValue(std::move(v)));
+				if (defer_pixels && tag == TAG_PIXEL_DATA && c.sb->file_backed()) {
+					/* native Pixel Data stays in the file: written by
+					 * copying it from there (ParseOptions::defer_pixels) */
+					uint64_t off = c.sb->tell();
+					if (vl > c.sb->size() - off)
+						throw ShortRead();
+					is.seekg(static_cast<std::streamoff>(off + vl));
+					de.SetValue(*new FileValue(off, vl, nullptr));
+				} else {
+					std::string v;
+					c.sb->read_into(v, vl);
+					de.SetValue(*new ExternalValue(std::move(v)));
+				}
 			} else {
 				de.template ReadValue<TDE, TSwap>(is, {});
 			}
@@ -978,6 +989,16 @@ void convert_element(Conv &cv, const gdcm::DataElement &de, bool expl, uint16_t 
 	}
 	const gdcm::ByteValue *bv = de.GetByteValue();
 	size_t n = bv ? static_cast<uint32_t>(bv->GetLength()) : 0;
+	if (const FileValue *fv = bv ? dynamic_cast<const FileValue *>(bv) : nullptr) {
+		/* deferred Pixel Data: the bytes stay in the source file */
+		el.deferred = true;
+		el.src_off = fv->offset();
+		el.src_len = static_cast<uint32_t>(n);
+		if (vr_word_size(vr) > 1 && n % vr_word_size(vr))
+			fail(DIANA_EDICOM, "element (%04X,%04X) has a length that is not a multiple of %u", g, e,
+			     vr_word_size(vr));
+		return;
+	}
 	const char *p = nullptr;
 	ExternalValue *ext = bv ? const_cast<ExternalValue *>(dynamic_cast<const ExternalValue *>(bv)) : nullptr;
 	if (n)
@@ -1267,12 +1288,14 @@ void parse_input(InBuf &sb, const ParseOptions &opts, Dataset &out)
 	gdcm::DataSet ds;
 	bool expl = enc != Encoding::ImplicitLE;
 	bool stopped;
+	/* deferred only from a file, little endian, not deflated (inflated data is in memory) */
+	bool defer = opts.defer_pixels && enc != Encoding::DeflatedLE && enc != Encoding::ExplicitBE;
 	if (enc == Encoding::ImplicitLE)
-		stopped = read_body<gdcm::ImplicitDataElement, SwapLE>(c, *bis, ds, opts.skip_pixels, expl);
+		stopped = read_body<gdcm::ImplicitDataElement, SwapLE>(c, *bis, ds, opts.skip_pixels, expl, defer);
 	else if (enc == Encoding::ExplicitBE)
-		stopped = read_body<gdcm::ExplicitDataElement, SwapBE>(c, *bis, ds, opts.skip_pixels, expl);
+		stopped = read_body<gdcm::ExplicitDataElement, SwapBE>(c, *bis, ds, opts.skip_pixels, expl, false);
 	else
-		stopped = read_body<gdcm::ExplicitDataElement, SwapLE>(c, *bis, ds, opts.skip_pixels, expl);
+		stopped = read_body<gdcm::ExplicitDataElement, SwapLE>(c, *bis, ds, opts.skip_pixels, expl, defer);
 	out.pixels_skipped = stopped;
 
 	Conv cv{ &c, opts.lenient };

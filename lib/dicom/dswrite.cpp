@@ -27,10 +27,14 @@
 #include <iterator>
 #include <memory>
 #include <type_traits>
+#include <cerrno>
 #include <cstring>
 #include <new>
 #include <string>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "../core/core.h"
@@ -72,12 +76,20 @@ template <> const std::ostream &VL::Write16<diana_dcm::SwapBE>(std::ostream &os)
 
 namespace {
 
+/* a value still in the source file: copied from there (dswrite's stream
+ * buffers know how; anything else gets it through memory) */
+void write_file_value(std::ostream &os, const diana_dcm::FileValue &fv, bool swap);
+
 template <typename TSwap, typename TType>
 const std::ostream &write_value(std::ostream &os, const gdcm::ByteValue &bv)
 {
 	size_t n = static_cast<uint32_t>(bv.GetLength());
 	if (!n)
 		return os;
+	if (const diana_dcm::FileValue *fv = dynamic_cast<const diana_dcm::FileValue *>(&bv)) {
+		write_file_value(os, *fv, sizeof(TType) > 1 && !std::is_same<TSwap, diana_dcm::SwapLE>::value);
+		return os;
+	}
 	const diana_dcm::ExternalValue *bo = dynamic_cast<const diana_dcm::ExternalValue *>(&bv);
 	const char *p = bo ? bo->data() : bv.GetPointer();
 	if (sizeof(TType) == 1 || std::is_same<TSwap, diana_dcm::SwapLE>::value)
@@ -128,6 +140,12 @@ class SinkBuf : public std::streambuf {
 public:
 	explicit SinkBuf(Sink &s) : s_(s), buf_(new char[SIZE]) { setp(buf_.get(), buf_.get() + SIZE); }
 	void finish() { drain(); }
+	/* a value still in the source file, after what is buffered */
+	void copy(const SourceFile &src, uint64_t off, uint64_t len)
+	{
+		drain();
+		s_.copy(src, off, len);
+	}
 
 protected:
 	std::streamsize xsputn(const char *p, std::streamsize n) override
@@ -198,9 +216,67 @@ protected:
 	}
 };
 
+constexpr size_t COPY_CHUNK = 1u << 20;
+
+/* `len` bytes at `off` of the source, chunk by chunk (the source must not
+ * have changed size since it was read: a value that is not there any more
+ * is an error, never zeros) */
+template <typename F> void read_source(const SourceFile &src, uint64_t off, uint64_t len, F &&each)
+{
+	struct stat st;
+	if (fstat(src.fd, &st) < 0)
+		fail(DIANA_EIO, "cannot stat the input file: %s", strerror(errno));
+	if (static_cast<uint64_t>(st.st_size) != src.size || off > src.size || len > src.size - off)
+		fail(DIANA_EIO, "the input file changed while it was being processed");
+	std::unique_ptr<char[]> buf(new char[std::min<uint64_t>(len, COPY_CHUNK)]);
+	while (len) {
+		size_t want = static_cast<size_t>(std::min<uint64_t>(len, COPY_CHUNK));
+		ssize_t r = pread(src.fd, buf.get(), want, static_cast<off_t>(off));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			fail(DIANA_EIO, "cannot read the input file: %s", strerror(errno));
+		if (r == 0)
+			fail(DIANA_EIO, "the input file changed while it was being processed");
+		each(buf.get(), static_cast<size_t>(r));
+		off += static_cast<uint64_t>(r);
+		len -= static_cast<uint64_t>(r);
+	}
+}
+
+} // namespace
+} // namespace diana_dcm
+
+namespace {
+
+void write_file_value(std::ostream &os, const diana_dcm::FileValue &fv, bool swap)
+{
+	using namespace diana_dcm;
+	if (swap || !fv.source())
+		fail(DIANA_ERROR, "a deferred value cannot be written here");
+	uint32_t n = static_cast<uint32_t>(fv.GetLength());
+	std::streambuf *sb = os.rdbuf();
+	if (SinkBuf *s = dynamic_cast<SinkBuf *>(sb)) {
+		s->copy(*fv.source(), fv.offset(), n);
+		return;
+	}
+	if (CountBuf *cb = dynamic_cast<CountBuf *>(sb)) {
+		cb->n += n;
+		return;
+	}
+	read_source(*fv.source(), fv.offset(), n,
+	            [&os](const char *p, size_t k) { os.write(p, static_cast<std::streamsize>(k)); });
+}
+
+} // namespace
+
+namespace diana_dcm {
+namespace {
+
 struct Enc {
 	bool expl;
 	bool be;
+	const SourceFile *src; /* of deferred values, or nullptr */
 };
 
 template <typename TDE, typename TSwap> void write_element(std::ostream &os, const gdcm::DataElement &de)
@@ -246,7 +322,7 @@ bool has_odd(const Element &el)
 					return true;
 		return false;
 	}
-	return !el.encapsulated && (el.value.size() & 1);
+	return !el.encapsulated && (el.length() & 1);
 }
 
 /* GDCM computes the length of a sequence or item of defined length by
@@ -264,7 +340,7 @@ size_t estimated_size(const std::vector<Element> &elems)
 {
 	size_t n = 0;
 	for (const Element &el : elems) {
-		n += 16 + el.value.size();
+		n += 16 + el.length();
 		for (const std::string &f : el.frags)
 			n += 8 + f.size();
 		for (const Item &it : el.items)
@@ -337,11 +413,18 @@ gdcm::DataElement build_element(const Element &el, Enc e, int &walked)
 		de.SetVL(gdcm::VL(UNDEFINED_LENGTH)); /* SetVLToUndefined() asserts SQ or UN */
 		return de;
 	}
-	size_t size = el.value.size();
+	size_t size = el.length();
 	if (size >= UNDEFINED_LENGTH)
 		fail(DIANA_EDICOM, "value of element (%04X,%04X) too large", g, n);
 	if (e.expl && !vr_long_form(vr) && size > 0xFFFF)
 		fail(DIANA_EDICOM, "value of element (%04X,%04X) is too long for VR %s", g, n, vr_str(vr).c_str());
+	if (el.deferred) {
+		if (!e.src || e.be)
+			fail(DIANA_ERROR, "deferred value of (%04X,%04X) without its source file", g, n);
+		gdcm::SmartPointer<gdcm::ByteValue> bv = new FileValue(el.src_off, static_cast<uint32_t>(size), e.src);
+		de.SetValue(*bv);
+		return de;
+	}
 	if (size) {
 		/* the length as it is (odd or not), the bytes where they are */
 		gdcm::SmartPointer<gdcm::ByteValue> bv = new ExternalValue(el.value.data(), static_cast<uint32_t>(size));
@@ -541,11 +624,11 @@ Part10::Part10(const Dataset &ds) : impl_(nullptr)
 	StackScope stack;
 	TraceScope trace;
 	im->meta = build_meta(ds);
-	build_set(im->meta, Enc{ true, false }, im->fmi);
+	build_set(im->meta, Enc{ true, false, nullptr }, im->fmi);
 	for (const Element &el : ds.root.elems)
 		if ((el.tag >> 16) == 0x0002)
 			fail(DIANA_EDICOM, "file meta element (0002,%04X) inside the dataset: not written", el.tag & 0xFFFF);
-	build_set(ds.root.elems, Enc{ enc != Encoding::ImplicitLE, enc == Encoding::ExplicitBE }, im->body);
+	build_set(ds.root.elems, Enc{ enc != Encoding::ImplicitLE, enc == Encoding::ExplicitBE, ds.src.get() }, im->body);
 	trace.check();
 	impl_ = im.release();
 }
@@ -589,6 +672,70 @@ void Part10::write(Sink &out) const
 	}
 	sb.finish();
 	trace.check();
+}
+
+/* ------------------------------------------------------------------------ */
+/* values still in the source file                                           */
+/* ------------------------------------------------------------------------ */
+
+void Sink::copy(const SourceFile &src, uint64_t off, uint64_t len)
+{
+	read_source(src, off, len, [this](const char *p, size_t n) { write(p, n); });
+}
+
+void copy_source_to_fd(const SourceFile &src, uint64_t off, uint64_t len, int out_fd)
+{
+	struct stat st;
+	if (fstat(src.fd, &st) < 0)
+		fail(DIANA_EIO, "cannot stat the input file: %s", strerror(errno));
+	if (static_cast<uint64_t>(st.st_size) != src.size || off > src.size || len > src.size - off)
+		fail(DIANA_EIO, "the input file changed while it was being processed");
+	/* in the kernel: no copy through this process (and shared extents
+	 * where the file system can) */
+	loff_t in = static_cast<loff_t>(off);
+	while (len) {
+		ssize_t r = copy_file_range(src.fd, &in, out_fd, nullptr, static_cast<size_t>(std::min<uint64_t>(len, 1u << 30)), 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL ||
+		              errno == EBADF || errno == EPERM)) {
+			/* not between these files: read and write (from where it stopped) */
+			read_source(src, static_cast<uint64_t>(in), len, [out_fd](const char *p, size_t n) {
+				while (n) {
+					ssize_t w = ::write(out_fd, p, n);
+					if (w < 0 && errno == EINTR)
+						continue;
+					if (w < 0)
+						fail(DIANA_EIO, "cannot write file: %s", strerror(errno));
+					p += w;
+					n -= static_cast<size_t>(w);
+				}
+			});
+			return;
+		}
+		if (r < 0)
+			fail(errno == ENOSPC || errno == EDQUOT ? DIANA_EIO : DIANA_EIO, "cannot copy the pixel data: %s",
+			     strerror(errno));
+		if (r == 0)
+			fail(DIANA_EIO, "the input file changed while it was being processed");
+		len -= static_cast<uint64_t>(r);
+	}
+}
+
+void load_deferred(const Dataset &ds)
+{
+	for (const Element &cel : ds.root.elems) {
+		if (!cel.deferred)
+			continue;
+		if (!ds.src)
+			fail(DIANA_ERROR, "deferred value without its source file");
+		Element &el = const_cast<Element &>(cel);
+		std::string v;
+		v.reserve(el.src_len);
+		read_source(*ds.src, el.src_off, el.src_len, [&v](const char *p, size_t n) { v.append(p, n); });
+		el.value = std::move(v);
+		el.deferred = false;
+	}
 }
 
 char *write_part10(const Dataset &ds, size_t *len)

@@ -29,7 +29,9 @@ typedef struct diana__edit_element {
 	int depth;                  /* 0 at top level */
 	const uint32_t *parents;    /* tags of the enclosing sequences, outermost first (depth entries) */
 	const char *private_creator;/* for private data elements (gggg,xxyy): creator of block xx, else NULL */
-	const uint8_t *value;       /* raw value (binary VRs little endian); NULL for SQ / encapsulated */
+	const uint8_t *value;       /* raw value (binary VRs little endian); NULL for SQ / encapsulated, and
+	                               for deferred top-level Pixel Data (length set, bytes still in the file:
+	                               diana__dataset_open_deferred) */
 	size_t length;              /* value length in bytes */
 	const char *charset;        /* effective Specific Character Set value ("" = default) */
 	int is_meta;                /* file meta group 0002 */
@@ -49,6 +51,17 @@ typedef int (*diana__edit_fn)(const diana__edit_element *el, uint8_t **new_value
 
 /** Walk and edit. Returns 0, or the callback's negative code, or an error. */
 int diana__dataset_edit(diana_dataset *ds, diana__edit_fn fn, void *user_data);
+
+/**
+ * Open a file strictly, as diana_dataset_open() with no options, but leave
+ * native top-level Pixel Data of little endian data in the file: the
+ * dataset keeps the file open, writing it (diana__dataset_save_atomic(),
+ * diana_dataset_save()) copies the pixel bytes from there in the kernel
+ * (copy_file_range), and anything else that needs them reads them first.
+ * Not for concurrent use of one dataset by several threads. Memory stays
+ * flat in the size of the pixel data.
+ */
+int diana__dataset_open_deferred(diana_dataset **out, const char *path);
 
 /**
  * Insert or replace a top-level element (group 0002 goes to the file meta)
