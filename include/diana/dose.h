@@ -57,8 +57,9 @@ DIANA_API int diana_dose_options_init(diana_dose_options *opts, uint32_t version
  * date shifts) as the images de-identified with the same profile and
  * secret. The profile must include DIANA_DEID_CLEAN_STRUCTURED_CONTENT
  * (without it the basic profile replaces the concept names of the content
- * tree): DIANA_EINVAL otherwise. No key file row is written for a copy
- * when the profile has no key file.
+ * tree): DIANA_EINVAL otherwise. A profile with a key file gets the
+ * study's row, as for an image. Use a date option (retain-long-modified-
+ * dates) for monitoring: without one, dates become dummies.
  *
  * On success `*out` is a NUL-terminated UTF-8 string to release with
  * diana_free(); on failure `*out` is NULL.

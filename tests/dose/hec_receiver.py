@@ -1,9 +1,9 @@
 #!/usr/bin/python3
 """Stand-in for a Splunk HTTP Event Collector on 127.0.0.1, for the dose tests.
 
-  hec_receiver.py PORTFILE LOGFILE
+  hec_receiver.py PORTFILE LOGFILE [CERT KEY]
 
-Writes its port to PORTFILE, then serves until killed (SIGTERM). Every
+With CERT and KEY (PEM) it speaks HTTPS. Writes its port to PORTFILE, then serves until killed (SIGTERM). Every
 request is appended to LOGFILE as one JSON line {"method", "path", "auth",
 "content_type", "status", "body"}. It answers like HEC:
 
@@ -100,6 +100,11 @@ def main():
     global LOG
     LOG = sys.argv[2]
     srv = Server(("127.0.0.1", 0), Handler)
+    if len(sys.argv) > 4:
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(sys.argv[3], sys.argv[4])
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     with open(sys.argv[1] + ".tmp", "w") as f:
         f.write(str(srv.server_address[1]))
     import os

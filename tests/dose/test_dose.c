@@ -571,34 +571,45 @@ Test(dose, profile_without_clean_structured_content_refused)
 static pid_t hec_pid = -1;
 static char hec_url[64], hec_log[64];
 
-static void start_hec(void)
+/* start the receiver (HTTPS with cert/key); returns its pid, port in *port */
+static pid_t spawn_receiver(const char *log, const char *cert, const char *key, char *port, size_t size)
 {
-	char portfile[64], port[16] = { 0 };
+	char portfile[64];
 	const char *script = getenv("DIANA_TEST_HEC");
 	FILE *f = NULL;
+	pid_t pid;
 	int i;
 
-	setup();
 	cr_assert_not_null(script, "DIANA_TEST_HEC is not set");
-	snprintf(portfile, sizeof(portfile), "/tmp/diana-hec-%d.port", (int)getpid());
-	snprintf(hec_log, sizeof(hec_log), "/tmp/diana-hec-%d.log", (int)getpid());
+	snprintf(portfile, sizeof(portfile), "/tmp/diana-hec-%d-%s.port", (int)getpid(), cert ? "tls" : "http");
 	unlink(portfile);
-	unlink(hec_log);
-	hec_pid = fork();
-	cr_assert_neq(hec_pid, -1);
-	if (hec_pid == 0) {
+	pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
 		int null = open("/dev/null", O_RDWR);
 		dup2(null, 0);
 		dup2(null, 1);
-		execl("/usr/bin/python3", "python3", script, portfile, hec_log, (char *)NULL);
+		execl("/usr/bin/python3", "python3", script, portfile, log, cert, key, (char *)NULL);
 		_exit(127);
 	}
 	for (i = 0; i < 200 && !(f = fopen(portfile, "r")); i++)
 		usleep(25000);
 	cr_assert_not_null(f, "HEC receiver did not start");
-	cr_assert_not_null(fgets(port, sizeof(port), f));
+	memset(port, 0, size);
+	cr_assert_not_null(fgets(port, (int)size, f));
 	fclose(f);
 	unlink(portfile);
+	return pid;
+}
+
+static void start_hec(void)
+{
+	char port[16];
+
+	setup();
+	snprintf(hec_log, sizeof(hec_log), "/tmp/diana-hec-%d.log", (int)getpid());
+	unlink(hec_log);
+	hec_pid = spawn_receiver(hec_log, NULL, NULL, port, sizeof(port));
 	snprintf(hec_url, sizeof(hec_url), "http://127.0.0.1:%s", port);
 }
 
@@ -807,6 +818,49 @@ Test(hec, connection_refused)
 	cr_assert_eq(diana_dose_sink_add(s, json), 0);
 	cr_expect_eq(diana_dose_sink_flush(s), DIANA_ECONNECT, "%s", diana_error_message());
 	diana_dose_sink_free(s);
+	diana_free(json);
+}
+
+Test(hec, tls_always_verified_ca_file_trusted)
+{
+	char dir[64], cmd[512], cert[96], key[96], log[96], port[16], url[64];
+	char *json = doc_of("rdsr/synth-ct-rdsr.dcm");
+	diana_dose_hec_options o = DIANA_DOSE_HEC_OPTIONS_INIT;
+	diana_dose_sink *s = NULL;
+	pid_t pid;
+
+	snprintf(dir, sizeof(dir), "/tmp/diana-hec-tls-%d", (int)getpid());
+	snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+	snprintf(key, sizeof(key), "%s/key.pem", dir);
+	snprintf(log, sizeof(log), "%s/log", dir);
+	snprintf(cmd, sizeof(cmd),
+	         "mkdir -p %s && openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 "
+	         "-addext subjectAltName=IP:127.0.0.1 -keyout %s -out %s 2>/dev/null",
+	         dir, key, cert);
+	cr_assert_eq(system(cmd), 0, "openssl could not make a test certificate");
+	pid = spawn_receiver(log, cert, key, port, sizeof(port));
+	snprintf(url, sizeof(url), "https://127.0.0.1:%s", port);
+
+	o.url = url;
+	o.token = "tls-token";
+	o.retries = 0;
+	cr_assert_eq(diana_dose_sink_new_hec(&s, &o), 0);
+	cr_assert_eq(diana_dose_sink_add(s, json), 0);
+	cr_expect_eq(diana_dose_sink_flush(s), DIANA_ETLS, "%s", diana_error_message());
+	cr_expect_null(strstr(diana_error_message(), "tls-token"));
+	diana_dose_sink_free(s);
+
+	o.ca_file = cert;
+	cr_assert_eq(diana_dose_sink_new_hec(&s, &o), 0);
+	cr_assert_eq(diana_dose_sink_add(s, json), 0);
+	cr_expect_eq(diana_dose_sink_flush(s), 0, "%s", diana_error_message());
+	cr_expect_eq(diana_dose_sink_delivered(s), 1);
+	diana_dose_sink_free(s);
+
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	cr_expect_eq(system(cmd), 0);
 	diana_free(json);
 }
 

@@ -142,5 +142,26 @@ check "--splunk with a refused token" 2 "$DIANA" dose --splunk "http://127.0.0.1
 contains "refusal explained" "$T/err" "HTTP status 403"
 lacks "the refused token is not printed" "$T/err" "bad-token"
 
+# TLS: always verified; --ca-file trusts a private CA
+if openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+	-addext subjectAltName=IP:127.0.0.1 -keyout "$T/key.pem" -out "$T/cert.pem" 2>"$T/err"; then
+	ok "test certificate made"
+	$PY "$HERE/hec_receiver.py" "$T/tlsport" "$T/tls.log" "$T/cert.pem" "$T/key.pem" &
+	TLS_PID=$!
+	i=0
+	while [ ! -s "$T/tlsport" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+	TPORT=$(cat "$T/tlsport" 2>/dev/null)
+	check "https HEC with an unknown CA is refused" 2 "$DIANA" dose --splunk "https://127.0.0.1:$TPORT" \
+		--token-file "$T/token" --index dose "$R/synth-ct-rdsr.dcm"
+	contains "the refusal names the certificate" "$T/err" "certificate"
+	check "https HEC with --ca-file" 0 "$DIANA" dose --splunk "https://127.0.0.1:$TPORT" --ca-file "$T/cert.pem" \
+		--token-file "$T/token" --index dose "$R/synth-ct-rdsr.dcm"
+	contains "one event delivered over TLS" "$T/tls.log" '"status": 200'
+	kill "$TLS_PID" 2>/dev/null
+	wait "$TLS_PID" 2>/dev/null
+else
+	notok "openssl req makes a test certificate"
+fi
+
 echo "1..$n"
 [ "$fails" -eq 0 ]
