@@ -475,6 +475,53 @@ Test(dose, truncated_and_garbage_buffers_refused)
 	free(path);
 }
 
+/* mutated reports: never a crash (ASan build), a document or a one-line error */
+Test(dose, mutated_reports_never_crash)
+{
+	static const char *rel[] = { "rdsr/synth-ct-rdsr.dcm", "rdsr/synth-rf-rdsr-bigendian.dcm",
+		                     "rdsr/synth-ct-esr-implicit.dcm" };
+	static uint8_t orig[1 << 16], buf[1 << 16];
+	uint32_t seed = 12345;
+	size_t r, n;
+	int i, ok = 0, refused = 0;
+
+	for (r = 0; r < sizeof(rel) / sizeof(rel[0]); r++) {
+		char *path = data_path(rel[r]);
+		FILE *f = fopen(path, "rb");
+		cr_assert_not_null(f);
+		n = fread(orig, 1, sizeof(orig), f);
+		fclose(f);
+		free(path);
+		for (i = 0; i < 150; i++) {
+			char *out = NULL;
+			int k, rc;
+			memcpy(buf, orig, n);
+			for (k = 0; k < 1 + i % 8; k++) {
+				size_t at;
+				seed = seed * 1103515245u + 12345u;
+				at = 132 + (seed >> 8) % (n - 132); /* keep preamble and magic */
+				seed = seed * 1103515245u + 12345u;
+				buf[at] = (uint8_t)(seed >> 16);
+			}
+			rc = diana_dose_from_memory(&out, buf, n, NULL);
+			if (rc == 0) {
+				cJSON *d = cJSON_Parse(out);
+				cr_expect_not_null(d, "mutated output is not JSON");
+				cJSON_Delete(d);
+				diana_free(out);
+				ok++;
+			} else {
+				cr_expect_lt(rc, 0);
+				cr_expect_null(out);
+				cr_expect_null(strchr(diana_error_message(), '\n'));
+				refused++;
+			}
+		}
+	}
+	cr_log_info("mutations: %d read, %d refused", ok, refused);
+	cr_expect_gt(ok + refused, 0);
+}
+
 Test(dose, arguments_and_options)
 {
 	diana_dose_options o;
