@@ -13,36 +13,11 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "session_opts.h"
 
-/* ------------------------------------------------------- common options */
-
-#define SESSION_OPTIONS_HELP                                                                     \
-	"Session options:\n"                                                                         \
-	"  --timeout SECONDS       HTTP: whole request; DIMSE: longest silence of the peer\n"         \
-	"  --connect-timeout SECONDS  connect / associate (default 10)\n"                          \
-	"  --retries N             HTTP retries on connection errors and 5xx (default 3)\n"          \
-	"  --netrc FILE            credentials from a .netrc file\n"                                  \
-	"  --ca-file FILE          CA bundle for TLS verification\n"                                  \
-	"  --insecure              do not verify TLS certificates\n"                                  \
-	"  --aet AET               our AE title for dicom:// (default DIANA)\n"                       \
-	"  --local-port PORT       dicom://: C-MOVE to our storage SCP on PORT (default: C-GET)\n"  \
-	"\n"                                                                                         \
-	"URI forms:\n"                                                                               \
-	"  orthanc+http://[user:pass@]host:port[?modality=NAME]\n"                                    \
-	"  dicom://CALLED_AET@host:port[?aet=CALLING_AET&port=LOCAL_PORT]\n"                          \
-	"  dicomweb+http://[user:pass@]host:port/path\n"                                              \
-	"  file:///dir or a plain folder path\n"
-
+/* session options: session_opts.h; the commands' own options */
 enum {
-	OPT_TIMEOUT = 1000,
-	OPT_CONNECT_TIMEOUT,
-	OPT_RETRIES,
-	OPT_NETRC,
-	OPT_CA_FILE,
-	OPT_INSECURE,
-	OPT_AET,
-	OPT_LOCAL_PORT,
-	OPT_JSON,
+	OPT_JSON = OPT_SESSION_END,
 	OPT_LEVEL,
 	OPT_STUDY,
 	OPT_SERIES,
@@ -50,83 +25,6 @@ enum {
 	OPT_OUT,
 	OPT_QUIET
 };
-
-#define SESSION_LONGOPTS                                                        \
-	{ "timeout", required_argument, NULL, OPT_TIMEOUT },                        \
-	    { "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },    \
-	    { "retries", required_argument, NULL, OPT_RETRIES },                    \
-	    { "netrc", required_argument, NULL, OPT_NETRC },                        \
-	    { "ca-file", required_argument, NULL, OPT_CA_FILE },                    \
-	    { "insecure", no_argument, NULL, OPT_INSECURE },                        \
-	    { "aet", required_argument, NULL, OPT_AET },                            \
-	    { "local-port", required_argument, NULL, OPT_LOCAL_PORT },              \
-	    { "help", no_argument, NULL, 'h' }
-
-static int parse_seconds(const char *cmd, const char *v, int64_t *ms)
-{
-	char *end;
-	double d;
-	errno = 0;
-	d = strtod(v, &end);
-	if (*end || end == v || errno || d <= 0 || d > 86400 * 7) {
-		usage_error(cmd, "a timeout must be a positive number of seconds");
-		return -1;
-	}
-	*ms = (int64_t)(d * 1000 + 0.5);
-	return 0;
-}
-
-/* handles a session option; 1 handled, 0 not one, -1 usage error */
-static int session_option(const char *cmd, int c, const char *arg, diana_session_options *o)
-{
-	char *end;
-	long v;
-
-	switch (c) {
-	case OPT_TIMEOUT:
-		return parse_seconds(cmd, arg, &o->timeout_ms) < 0 ? -1 : 1;
-	case OPT_CONNECT_TIMEOUT:
-		return parse_seconds(cmd, arg, &o->connect_timeout_ms) < 0 ? -1 : 1;
-	case OPT_RETRIES:
-		v = strtol(arg, &end, 10);
-		if (*end || end == arg || v < 0 || v > 100) {
-			usage_error(cmd, "--retries takes a number 0-100");
-			return -1;
-		}
-		o->retries = v == 0 ? -1 : (int)v;
-		return 1;
-	case OPT_NETRC:
-		o->netrc_file = arg;
-		return 1;
-	case OPT_CA_FILE:
-		o->ca_file = arg;
-		return 1;
-	case OPT_INSECURE:
-		o->insecure = 1;
-		return 1;
-	case OPT_AET:
-		o->calling_aet = arg;
-		return 1;
-	case OPT_LOCAL_PORT:
-		v = strtol(arg, &end, 10);
-		if (*end || end == arg || v < 1 || v > 65535) {
-			usage_error(cmd, "--local-port takes a port number 1-65535");
-			return -1;
-		}
-		o->local_port = (int)v;
-		o->retrieve = DIANA_RETRIEVE_MOVE;
-		return 1;
-	default:
-		return 0;
-	}
-}
-
-static int open_session(diana_session **s, const char *uri, const diana_session_options *o)
-{
-	if (diana_session_open(s, uri, o) < 0)
-		return fail("opening the session");
-	return 0;
-}
 
 /* ----------------------------------------------------------------- echo */
 

@@ -44,6 +44,7 @@ static const command commands[] = {
 	{ "echo", "check that a PACS, Orthanc, DICOMweb server or folder answers", cmd_echo, echo_help },
 	{ "find", "query studies, series or instances (C-FIND, QIDO-RS, Orthanc)", cmd_find, find_help },
 	{ "get", "retrieve a study, series or instance into a folder", cmd_get, get_help },
+	{ "pull", "retrieve de-identified studies of a list of accession numbers (resumable)", cmd_pull, pull_help },
 	{ "scan", "look for protected values in de-identified files", cmd_scan, scan_help },
 	{ "store", "send DICOM files to a PACS, Orthanc, DICOMweb server or folder", cmd_store, store_help },
 	{ "version", "print version information", cmd_version, version_help },
