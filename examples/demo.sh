@@ -1,12 +1,16 @@
 #!/bin/sh
-# libdiana demo on a fresh Debian 12 machine:
-#  1. installs what is missing (apt-get) and builds libdiana,
-#  2. generates synthetic studies (with fake PHI) and starts a local Orthanc
-#     "hospital PACS" and DIANA helper on 127.0.0.1,
-#  3. uploads the studies to the PACS, fetches an instance back through
-#     libdiana's HTTP layer and prints it as DICOM JSON with `diana dump`,
-#  4. stops the servers, and tells where the files are.
-# It grows into the full de-identified retrieval demo (`diana pull`).
+# libdiana demo on a fresh Debian 12 machine, one command:
+#  1. installs what is missing (apt-get) and builds libdiana (build/),
+#  2. generates synthetic studies (with fake PHI), starts a local Orthanc
+#     "hospital PACS" and the DIANA helper on 127.0.0.1, uploads the studies
+#     to the PACS,
+#  3. makes a project secret (mode 0600) and pulls the studies of an
+#     accession list through the helper with `diana pull`, de-identified,
+#     into a folder, with a key file; shows the summary, the files and the
+#     first lines of the key,
+#  4. checks the output with the leak scanner (`diana scan`): it must be clean,
+#  5. stops the servers (always, also on failure or Ctrl-C).
+# DIANA_DEMO_OUT=DIR keeps everything in DIR (default: a new temporary folder).
 set -eu
 cd "$(dirname "$0")/.."
 top=$(pwd)
@@ -32,24 +36,52 @@ cat "$out/studies/manifest.csv"
 say "starting the lab (Orthanc PACS + helper on 127.0.0.1)"
 DIANA_BINDSHIM=$top/build/tests/lab/libdiana-bindshim.so
 export DIANA_BINDSHIM
+trap 'tests/lab/lab.sh stop >/dev/null 2>&1 || true' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 lab_env=$(tests/lab/lab.sh start)
 eval "$lab_env"
-trap 'tests/lab/lab.sh stop >/dev/null 2>&1 || true' EXIT INT TERM
 echo "PACS: $DIANA_LAB_PACS_URL (AET $DIANA_LAB_PACS_AET)   helper: $DIANA_LAB_HELPER_URL"
 
 say "uploading the studies to the PACS"
 tests/lab/seed.sh "$out/studies"
 
-say "fetching one instance of DIANA-CT-001 back through libdiana"
-"$top/build/tests/lab/diana-lab-fetch" DIANA-CT-001 "$out/DIANA-CT-001.dcm"
+say "a project secret ($out/project.secret, mode 0600): it keys every pseudonym"
+if [ ! -s "$out/project.secret" ]; then
+	(umask 077 && head -c 48 /dev/urandom | base64 >"$out/project.secret")
+fi
+chmod 600 "$out/project.secret"
+ls -l "$out/project.secret"
 
-say "diana dump --json $out/DIANA-CT-001.dcm"
-"$DIANA" dump --json "$out/DIANA-CT-001.dcm"
+awk -F, 'NR > 1 { print $1 }' "$out/studies/manifest.csv" >"$out/accessions.txt"
+# the PACS through the helper: orthanc+http://diana:diana-secret@127.0.0.1:28042?modality=pacs
+HELPER="orthanc+http://$DIANA_LAB_HELPER_USER:$DIANA_LAB_HELPER_PASSWORD@${DIANA_LAB_HELPER_URL#http://}?modality=pacs"
+
+say "diana pull --dry-run: what would be fetched"
+"$DIANA" pull "$HELPER" --accessions "$out/accessions.txt" --secret-file "$out/project.secret" \
+	-o "$out/pulled" --dry-run
+
+say "diana pull: $(wc -l <"$out/accessions.txt") accession numbers -> $out/pulled (de-identified)"
+"$DIANA" pull "$HELPER" --accessions "$out/accessions.txt" --secret-file "$out/project.secret" \
+	--key "$out/key.csv" -o "$out/pulled" -j 2
+
+say "the output folder (<pseudo PatientID>/<pseudo AccessionNumber>/<series>/<SOP>.dcm)"
+(cd "$out/pulled" && find . -name '*.dcm' | sort | head -8 && echo "... $(find . -name '*.dcm' | wc -l) files")
+echo
+cat "$out/pulled/report.csv"
+
+say "the key ($out/key.csv, mode 0600: originals -> pseudonyms; keep it apart from the images)"
+head -n 3 "$out/key.csv"
+
+say "diana scan: are any of the originals' values left in the output?"
+"$DIANA" scan --key "$out/key.csv" --original "$out/studies" -j 2 "$out/pulled"/*/
+echo "clean: no protected value found"
 
 say "stopping the lab"
 tests/lab/lab.sh stop >/dev/null
 trap - EXIT INT TERM
 say "done"
-echo "synthetic studies:  $out/studies"
-echo "fetched instance:   $out/DIANA-CT-001.dcm"
-echo "(the studies carry fake PHI; de-identified retrieval comes with 'diana pull')"
+echo "synthetic studies (fake PHI): $out/studies"
+echo "de-identified studies:        $out/pulled"
+echo "key file:                     $out/key.csv"
+echo "rerun the same pull and it skips what is complete: diana pull ... -o $out/pulled"
