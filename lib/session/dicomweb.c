@@ -388,6 +388,7 @@ struct wado {
 	uint64_t written;
 	char *buf;        /* write buffer */
 	size_t blen;
+	int single;       /* the answer is one bare application/dicom body, not multipart */
 };
 
 static int flush_part(struct wado *w)
@@ -480,7 +481,7 @@ static int on_part_end(void *ud)
 
 	if (rc == 0 && w->expect >= 0 && (uint64_t)w->expect != w->written)
 		rc = diana__error_set(DIANA_EPACS, "WADO-RS: part %zu has %llu bytes, its Content-Length "
-		                                   "says %lld", diana__multipart_parts(w->mp) - 1,
+		                                   "says %lld", w->mp ? diana__multipart_parts(w->mp) - 1 : 0,
 		                      (unsigned long long)w->written, (long long)w->expect);
 	if (rc == 0 && close(w->fd) != 0)
 		rc = diana__error_errno(errno, "writing a received instance");
@@ -506,6 +507,17 @@ static int wado_sink(const void *data, size_t len, void *ud)
 
 	if (diana__session_cancelled(w->s))
 		return DIANA_ECANCELLED;
+	if (w->single)
+		return on_part_data(data, len, w);
+	if (!w->mp && strncasecmp(w->resp->content_type, "application/dicom", 17) == 0 &&
+	    strchr("; \t", w->resp->content_type[17])) {
+		/* not what PS3.18 says, but unambiguous: one instance as the whole body */
+		diana__multipart_part part = { 0, w->resp->content_type, "", -1 };
+		w->single = 1;
+		if ((rc = on_part_begin(&part, w)) < 0)
+			return rc;
+		return on_part_data(data, len, w);
+	}
 	if (!w->mp) {
 		static const diana__multipart_callbacks cb = { on_part_begin, on_part_data, on_part_end };
 		char boundary[DIANA__MULTIPART_BOUNDARY_MAX + 1];
@@ -559,7 +571,9 @@ static int dw_retrieve(diana_session *s, const char *study, const char *series, 
 		rc = diana__http_perform(d->http, &req, &resp);
 		st->status = (uint32_t)resp.status;
 		if (rc == 0) {
-			if (w.mp) {
+			if (w.single) {
+				rc = on_part_end(&w);
+			} else if (w.mp) {
 				rc = diana__multipart_finish(w.mp);
 				if (rc < 0)
 					rc = diana__error_set(rc, "WADO-RS: %s", diana_error_message());

@@ -4,7 +4,7 @@ lib/session/dicomweb.c (tests/session/test_dicomweb_fake.c): what Orthanc
 never does. Writes its port to the file named by argv[1]; serves the DICOM
 files named by argv[2:] (in order) until killed. Base URL: /dw.
 
-  GET  /dw/studies?limit=L&offset=O   1234 fake studies, pages honoured (0020000D=UID: exact match; studies 1.1-1.5 exist)
+  GET  /dw/studies?limit=L&offset=O   1234 fake studies, pages honoured (0020000D=UID: exact match; studies 1.1-1.5 and 1.8 exist)
   GET  /noofs/studies?limit=L         ignores offset: always the first page
   GET  /count                          number of /studies requests so far
   GET  /dw/studies/1.1                 every file, one part each: quoted boundary
@@ -17,6 +17,7 @@ files named by argv[2:] (in order) until killed. Base URL: /dw.
   GET  /dw/studies/1.5                 406 when Accept has transfer-syntax=*,
                                        else like 1.1
   GET  /dw/studies/1.6                 200, multipart, no part at all
+  GET  /dw/studies/1.8                 200, one bare application/dicom body (not multipart)
   POST /dw/studies                     STOW-RS: 1st part referenced (with a
                                        warning), 2nd failed (0xA700), others not
                                        listed; HTTP 202
@@ -117,7 +118,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if "0020000D" in args:  # a StudyInstanceUID match: exact; 1.1-1.5 exist
                 uid = args["0020000D"]
                 page = [a for a in page if a["0020000D"]["Value"][0] == uid]
-                if uid in ("1.1", "1.2", "1.3", "1.4", "1.5"):
+                if uid in ("1.1", "1.2", "1.3", "1.4", "1.5", "1.8"):
                     page = [{"0020000D": {"vr": "UI", "Value": [uid]}}]
             return self.reply(200, json.dumps(page).encode())
         m = re.match(r"^/dw/studies/([0-9.]+)$", path)
@@ -140,6 +141,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if "transfer-syntax=*" in accept:
                 return self.reply(406, b"{}", "application/json")
             return self.multipart(dicom, trickle=False)
+        if uid == "1.8":
+            return self.reply(200, FILES[1], "application/dicom")
         if uid == "1.6":
             return self.multipart([], trickle=False, preamble=False)
         return self.reply(404, b"{}")

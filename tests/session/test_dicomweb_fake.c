@@ -284,6 +284,19 @@ Test(dwfake, wado_without_transfer_syntax_any_after_406)
 	diana_session_free(s);
 }
 
+Test(dwfake, wado_bare_application_dicom_body_is_one_instance)
+{
+	diana_session *s = open_base("dw");
+	struct got g;
+	memset(&g, 0, sizeof(g));
+	cr_assert_eq(diana_session_retrieve(s, "1.8", NULL, NULL, on_instance, &g, NULL), 0, "%s",
+	             diana_error_message());
+	cr_assert_eq(g.n, 1);
+	cr_assert_str_eq(g.sop[0], sops[1]);
+	cr_assert_eq(files_in_tmp(), 0);
+	diana_session_free(s);
+}
+
 Test(dwfake, wado_no_part_and_404_are_enotfound)
 {
 	diana_session *s = open_base("dw");
