@@ -1310,6 +1310,31 @@ static int answer(ctx *x, const keyinfo *ki, size_t nk, diana_find_fn fn, void *
 		rc = diana__keys_set(&a, 0x00080018, c->in->v[0]);
 	if (!rc)
 		rc = diana__keys_to_dataset(&a, &ds);
+	if (rc == DIANA_EINVAL || rc == DIANA_EDICOM) {
+		/* a value read from a nonconformant file does not fit its VR: leave
+		 * out the values that cannot be encoded rather than fail the find */
+		size_t blanked = 0;
+		for (size_t i = 0; i < a.n; i++) {
+			diana__keys one = { NULL, 0 };
+			diana_dataset *t = NULL;
+			if (!a.v[i].value || !*a.v[i].value)
+				continue;
+			int r = diana__keys_set(&one, a.v[i].tag, a.v[i].value);
+			if (r == 0)
+				r = diana__keys_to_dataset(&one, &t);
+			diana_dataset_free(t);
+			diana__keys_dispose(&one);
+			if (r == DIANA_ENOMEM) {
+				diana__keys_dispose(&a);
+				return r;
+			}
+			if (r && (r = diana__keys_set(&a, a.v[i].tag, "")) == 0)
+				blanked++;
+		}
+		diana__log(DIANA_LOG_DEBUG, DOMAIN, "folder: %zu values of an answer cannot be encoded",
+		           blanked);
+		rc = diana__keys_to_dataset(&a, &ds);
+	}
 	diana__keys_dispose(&a);
 	if (rc)
 		return rc;
