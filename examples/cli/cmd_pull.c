@@ -164,6 +164,8 @@ static void fmt_duration(char *buf, size_t n, double sec)
 		snprintf(buf, n, "%ldh%02ldm", s / 3600, s % 3600 / 60);
 	else if (s >= 60)
 		snprintf(buf, n, "%ldm%02lds", s / 60, s % 60);
+	else if (sec < 9.95)
+		snprintf(buf, n, "%.1fs", sec < 0 ? 0.0 : sec);
 	else
 		snprintf(buf, n, "%lds", s);
 }
@@ -308,11 +310,11 @@ static int on_study(const diana_job_study *s, void *ud)
 		const char *reason = s->reason && *s->reason ? s->reason : "";
 		bar_clear(p);
 		if (p->dry)
-			printf("%llu/%llu %s %s %u %s, %llu instances%s%s\n", (unsigned long long)s->index,
+			printf("%llu/%llu %s %s %u %s, %llu instance%s%s%s\n", (unsigned long long)s->index,
 			       (unsigned long long)p->total,
 			       st == DIANA_STUDY_OK || st == DIANA_STUDY_SKIPPED ? "found" : status_name(st), who,
 			       (unsigned)s->studies, s->studies == 1 ? "study" : "studies",
-			       (unsigned long long)s->expected, *reason ? " " : "", reason);
+			       (unsigned long long)s->expected, s->expected == 1 ? "" : "s", *reason ? " " : "", reason);
 		else
 			printf("%llu/%llu %s %s %llu/%llu instances %.1f MB%s%s\n", (unsigned long long)s->index,
 			       (unsigned long long)p->total, status_name(st), who, (unsigned long long)s->instances,
