@@ -137,7 +137,9 @@ DIANA_API int diana_dose_hec_options_init(diana_dose_hec_options *opts, uint32_t
  * {url}/services/collector/event with the header
  * "Authorization: Splunk <token>". TLS peers are always verified. Nothing
  * is sent before the first batch fills up or diana_dose_sink_flush().
- * The token is never logged nor put in an error message.
+ * The token is never logged nor put in an error message. On success
+ * `*out` owns the sink (release with diana_dose_sink_free()); on failure
+ * it is NULL.
  * Errors: DIANA_EINVAL (no URL, no token, a token with control characters,
  * batch_events out of range), DIANA_ENOTFOUND / DIANA_EIO (token file),
  * DIANA_EUNSUPPORTED, DIANA_ENOMEM. Requires diana_init().
@@ -149,8 +151,10 @@ DIANA_API int diana_dose_sink_new_hec(diana_dose_sink **out,
 /**
  * Create a JSON Lines sink: each document is appended to `path` as one
  * line (created with mode 0600 when missing; existing lines are kept).
- * Lines are written by diana_dose_sink_add(); diana_dose_sink_flush() and
- * diana_dose_sink_free() fsync the file.
+ * Lines are written by diana_dose_sink_add() (one write() per line, so
+ * concurrent writers never interleave lines); diana_dose_sink_flush() and
+ * diana_dose_sink_free() fsync the file. On success `*out` owns the sink
+ * (release with diana_dose_sink_free()); on failure it is NULL.
  * Errors: DIANA_EINVAL, DIANA_ENOTFOUND, DIANA_EIO. Thread safety: safe.
  * Since: 0.1
  */
