@@ -276,6 +276,15 @@ static int setup(diana__http *h, const diana__http_request *req, struct xfer *x,
 			return diana__error_oom();
 		*headers = tmp;
 	}
+	{
+		size_t k;
+		for (k = 0; k < sizeof(req->extra_headers) / sizeof(req->extra_headers[0]) && req->extra_headers[k]; k++) {
+			struct curl_slist *tmp = curl_slist_append(*headers, req->extra_headers[k]);
+			if (!tmp)
+				return diana__error_oom();
+			*headers = tmp;
+		}
+	}
 	if (!*headers)
 		return diana__error_oom();
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, *headers);

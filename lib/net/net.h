@@ -58,6 +58,7 @@ typedef struct diana__http_request {
 	size_t body_len;
 	diana__http_sink_fn sink; /* stream the response body here; NULL: collect in response */
 	void *sink_user_data;
+	const char *extra_headers[4]; /* "Name: value" lines, NULL-terminated if fewer; never logged */
 } diana__http_request;
 
 typedef struct diana__http_response {
