@@ -66,6 +66,14 @@ static void tag_hex(uint32_t tag, char out[9])
 	snprintf(out, 9, "%08X", (unsigned)tag);
 }
 
+/* prefix the current error message (copied first: the message buffer is also the output) */
+static int prefixed(int code, const char *prefix)
+{
+	char msg[256];
+	snprintf(msg, sizeof(msg), "%s", diana_error_message());
+	return diana__error_set(code, "%s: %s", prefix, msg);
+}
+
 /* a single UID usable in a path: digits and dots only */
 static int single_uid(const diana__key *k)
 {
@@ -279,8 +287,7 @@ static int answer_dataset(cJSON *obj, int level, const diana__keys *keys, const 
 	rc = diana_dataset_from_json(out, text, 0);
 	cJSON_free(text);
 	if (rc < 0)
-		return diana__error_set(rc == DIANA_ENOMEM ? rc : DIANA_EDICOM,
-		                        "QIDO-RS: an answer is not valid DICOM JSON: %s", diana_error_message());
+		return prefixed(rc == DIANA_ENOMEM ? rc : DIANA_EDICOM, "QIDO-RS: an answer is not valid DICOM JSON");
 	return 0;
 }
 
@@ -523,7 +530,7 @@ static int wado_sink(const void *data, size_t len, void *ud)
 		char boundary[DIANA__MULTIPART_BOUNDARY_MAX + 1];
 		rc = diana__multipart_boundary(w->resp->content_type, NULL, 0, boundary);
 		if (rc < 0)
-			return diana__error_set(rc, "WADO-RS: %s", diana_error_message());
+			return prefixed(rc, "WADO-RS");
 		rc = diana__multipart_new(&w->mp, boundary, &cb, w);
 		if (rc < 0)
 			return rc;
@@ -576,14 +583,14 @@ static int dw_retrieve(diana_session *s, const char *study, const char *series, 
 			} else if (w.mp) {
 				rc = diana__multipart_finish(w.mp);
 				if (rc < 0)
-					rc = diana__error_set(rc, "WADO-RS: %s", diana_error_message());
+					rc = prefixed(rc, "WADO-RS");
 			} else if (resp.status == 204) {
 				rc = diana__error_set(DIANA_ENOTFOUND, "WADO-RS: no instance matched (HTTP 204)");
 			} else {
 				/* 2xx without a body: what was it? */
 				char b[DIANA__MULTIPART_BOUNDARY_MAX + 1];
 				rc = diana__multipart_boundary(resp.content_type, NULL, 0, b);
-				rc = rc < 0 ? diana__error_set(rc, "WADO-RS: %s", diana_error_message())
+				rc = rc < 0 ? prefixed(rc, "WADO-RS")
 				            : diana__error_set(DIANA_EPACS, "WADO-RS: empty multipart answer");
 			}
 		} else if (rc == DIANA_ENOTFOUND && resp.status == 404) {

@@ -547,6 +547,7 @@ struct got {
 	char dir[600];
 	uint64_t bytes;
 	int bad_path;
+	diana_session *cancel; /* cancel this session at the first instance */
 };
 
 static int on_instance(const diana_instance *inst, void *ud)
@@ -565,6 +566,8 @@ static int on_instance(const diana_instance *inst, void *ud)
 	}
 	g->bytes += inst->size;
 	g->n++;
+	if (g->cancel)
+		diana_session_cancel(g->cancel);
 	return g->stop_after && g->n >= g->stop_after ? 1 : 0;
 }
 
@@ -713,6 +716,13 @@ Test(dicomweb, retrieve_stopped_by_callback_leaves_no_temporary_file)
 	g.stop_after = 2;
 	cr_assert_eq(diana_session_retrieve(s, ct->uid, NULL, NULL, on_instance, &g, NULL), DIANA_EUSER);
 	cr_assert_eq(g.n, 2);
+	cr_assert_eq(files_in(tmpdir), 0, "temporary files left behind");
+	/* diana_session_cancel() from the callback: DIANA_ECANCELLED at once */
+	memset(&g, 0, sizeof(g));
+	g.cancel = s;
+	cr_assert_eq(diana_session_retrieve(s, ct->uid, NULL, NULL, on_instance, &g, NULL), DIANA_ECANCELLED,
+	             "%s", diana_error_message());
+	cr_assert_eq(g.n, 1);
 	cr_assert_eq(files_in(tmpdir), 0, "temporary files left behind");
 	/* and a full retrieve afterwards, through the same session */
 	memset(&g, 0, sizeof(g));
