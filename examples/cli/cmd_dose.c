@@ -186,6 +186,11 @@ int cmd_dose(int argc, char **argv)
 		return usage_error("dose", "--option goes with --secret-file");
 
 	if (po.secret_file) {
+		if (!(po.options & (DIANA_DEID_RETAIN_LONG_MODIFIED_DATES | DIANA_DEID_RETAIN_LONG_FULL_DATES)))
+			fprintf(stderr,
+			        "%s dose: warning: without --option retain-long-modified-dates (or\n"
+			        "retain-long-full-dates) the profile removes the dates: no study or event times\n",
+			        progname);
 		po.options |= DIANA_DEID_CLEAN_STRUCTURED_CONTENT;
 		if (diana_profile_new(&dopts.profile, &po) < 0)
 			return fail("profile");

@@ -59,7 +59,8 @@ DIANA_API int diana_dose_options_init(diana_dose_options *opts, uint32_t version
  * (without it the basic profile replaces the concept names of the content
  * tree): DIANA_EINVAL otherwise. A profile with a key file gets the
  * study's row, as for an image. Use a date option (retain-long-modified-
- * dates) for monitoring: without one, dates become dummies.
+ * dates) for monitoring: a report whose dates were removed (Longitudinal
+ * Temporal Information Modified = REMOVED) has null dates and "time".
  *
  * On success `*out` is a NUL-terminated UTF-8 string to release with
  * diana_free(); on failure `*out` is NULL.

@@ -976,6 +976,27 @@ static int report_time(report *r, cJSON *doc)
 	return 0;
 }
 
+static void set_null(outstate *o, cJSON *obj, const char *key)
+{
+	cJSON *n = cJSON_CreateNull();
+	if (!n || !cJSON_ReplaceItemInObjectCaseSensitive(obj, key, n)) {
+		cJSON_Delete(n);
+		o->oom = 1;
+	}
+}
+
+static void drop_dates(report *r, cJSON *doc)
+{
+	cJSON *e;
+	set_null(&r->o, doc, "study_date");
+	set_null(&r->o, doc, "study_time");
+	set_null(&r->o, doc, "time");
+	set_null(&r->o, doc, "time_source");
+	if (r->events)
+		cJSON_ArrayForEach(e, r->events)
+			set_null(&r->o, e, "datetime");
+}
+
 int diana__dose_convert(const cJSON *root, uint32_t flags, char **out_json)
 {
 	report r;
@@ -1008,6 +1029,12 @@ int diana__dose_convert(const cJSON *root, uint32_t flags, char **out_json)
 		                              : r.tmpl == T_PROJECTION ? &C_XRAY_EVENT : &C_RADIOPHARM_ADMIN);
 	add_totals(&r, doc);
 	report_time(&r, doc);
+	/* a de-identified report whose dates were removed (PS3.15: Longitudinal
+	 * Temporal Information Modified = REMOVED) carries dummy dates: they
+	 * are not dates of anything */
+	tz = str_of(root, "00280303");
+	if (tz && !strcmp(tz, "REMOVED"))
+		drop_dates(&r, doc);
 	if (r.o.oom) {
 		cJSON_Delete(doc);
 		return diana__error_oom();

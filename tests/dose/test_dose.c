@@ -599,6 +599,32 @@ Test(dose, pseudonyms_match_the_image_engine)
 	free(path);
 }
 
+Test(dose, profile_removing_dates_gives_no_times)
+{
+	char *path = data_path("rdsr/synth-rf-rdsr-bigendian.dcm"), *json = NULL;
+	diana_profile *p = profile(DIANA_DEID_CLEAN_STRUCTURED_CONTENT);
+	diana_dose_options o = DIANA_DOSE_OPTIONS_INIT;
+	const cJSON *e;
+	cJSON *doc;
+
+	o.profile = p;
+	cr_assert_eq(diana_dose_from_file(&json, path, &o), 0, "%s", diana_error_message());
+	doc = cJSON_Parse(json);
+	diana_free(json);
+	cr_assert_not_null(doc);
+	/* dummy dates (19000101) are not dates: null */
+	expect_null(doc, "study_date");
+	expect_null(doc, "time");
+	expect_null(doc, "time_source");
+	cr_assert_eq(cJSON_GetArraySize(get(doc, "events")), 5);
+	cJSON_ArrayForEach(e, get(doc, "events"))
+		expect_null(e, "datetime");
+	expect_measure(event(doc, 0), "dose_area_product", 0.00012, "Gy.m2");
+	cJSON_Delete(doc);
+	diana_profile_free(p);
+	free(path);
+}
+
 Test(dose, profile_without_clean_structured_content_refused)
 {
 	char *path = data_path("rdsr/synth-ct-rdsr.dcm"), *json = (char *)1;
@@ -788,6 +814,22 @@ Test(hec, wire_format_token_time_and_batches)
 		expect_str(inner, "accession_number", i == 0 ? "SYN-CT1" : i == 1 ? "SYN-RF1" : "SYN-CT2");
 		cJSON_Delete(ev[i]);
 	}
+	cJSON_Delete(reqs);
+}
+
+Test(hec, no_time_when_the_report_has_none)
+{
+	diana_dose_sink *s = hec_sink(hec_url, "tok", 0, 0);
+	cJSON *reqs, *ev[2];
+
+	cr_assert_eq(diana_dose_sink_add(s, "{\"time\":null,\"events\":[]}"), 0);
+	cr_assert_eq(diana_dose_sink_flush(s), 0, "%s", diana_error_message());
+	diana_dose_sink_free(s);
+	reqs = hec_requests();
+	cr_assert_eq(cJSON_GetArraySize(reqs), 1);
+	cr_assert_eq(body_events(get(cJSON_GetArrayItem(reqs, 0), "body")->valuestring, ev, 2), 1);
+	cr_expect_null(cJSON_GetObjectItemCaseSensitive(ev[0], "time"), "no invented time");
+	cJSON_Delete(ev[0]);
 	cJSON_Delete(reqs);
 }
 

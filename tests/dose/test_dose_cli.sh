@@ -93,6 +93,15 @@ printf 'diana dose CLI test secret, 0123456789abcdef\n' >"$T/secret"
 chmod 600 "$T/secret"
 check "--secret-file" 0 "$DIANA" dose --secret-file "$T/secret" --option retain-long-modified-dates "$R/synth-ct-rdsr.dcm"
 cp "$T/out" "$T/pseudo.json"
+lacks "no date warning with a date option" "$T/err" "warning"
+check "--secret-file without a date option" 0 "$DIANA" dose --secret-file "$T/secret" "$R/synth-ct-rdsr.dcm"
+contains "warns that dates are removed" "$T/err" "warning: without --option retain-long-modified-dates"
+pycheck "no times from removed dates" '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["time"] is None and d["study_date"] is None
+assert all(e["datetime"] is None for e in d["events"])
+' "$T/out"
 lacks "no original accession number" "$T/pseudo.json" "SYN-CT1"
 lacks "no original patient ID" "$T/pseudo.json" "SYN-PID-CT1"
 check "diana anon with the same secret" 0 "$DIANA" anon --secret-file "$T/secret" --option retain-long-modified-dates \
