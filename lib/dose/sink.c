@@ -1,24 +1,21 @@
 /*
  * libdiana - dose sinks: Splunk HTTP Event Collector and JSON Lines.
  *
- * The HEC sink talks to libcurl itself: lib/net's client (diana__http)
- * offers no request headers beyond Content-Type/Accept and basic auth, and
- * HEC wants "Authorization: Splunk <token>" (see doc/dose.md). It keeps the
- * same rules as lib/net: one easy handle (keep-alive), TLS verification
- * always on, retries with exponential backoff on connection errors and 5xx
- * only, no path, body or credential in any message.
+ * HEC goes through lib/net's HTTP client (one handle: keep-alive, TLS
+ * verification always on, retries with exponential backoff on connection
+ * errors and 5xx only, no path, body or credential in any message); the
+ * token travels as the extra request header "Authorization: Splunk <token>".
  * SPDX-License-Identifier: MIT
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
-
 #include "dose_priv.h"
+#include "../net/net.h"
 
 enum sink_kind { SINK_HEC, SINK_JSONL };
 
@@ -28,18 +25,12 @@ struct diana_dose_sink {
 	/* JSONL */
 	int fd;
 	/* HEC */
-	CURL *curl;
-	char *url;        /* {base}/services/collector/event */
-	char *host_port;  /* for messages */
+	diana__http *http;
 	char *auth;       /* "Authorization: Splunk <token>" (wiped on free) */
 	char *index, *sourcetype, *source, *host;
-	char *ca_file;
 	uint32_t batch_events, batch_bytes;
-	int retries;
-	int64_t retry_delay_ms, timeout_ms;
 	diana__buf batch;  /* concatenated events */
 	uint32_t queued;
-	char errbuf[CURL_ERROR_SIZE];
 };
 
 static void wipe(char *s)
@@ -94,24 +85,12 @@ static int read_token(const char *path, char **out)
 	return 0;
 }
 
-static const char *host_of(const char *url, size_t *len)
-{
-	const char *p = strstr(url, "://"), *at, *end;
-	p = p ? p + 3 : url;
-	end = p + strcspn(p, "/?#");
-	at = memchr(p, '@', (size_t)(end - p));
-	if (at)
-		p = at + 1;
-	*len = (size_t)(end - p);
-	return p;
-}
-
 DIANA_API int diana_dose_sink_new_hec(diana_dose_sink **out, const diana_dose_hec_options *opts)
 {
 	diana_dose_sink *s;
+	diana__http_options ho = DIANA__HTTP_OPTIONS_INIT;
 	char *token = NULL;
-	const char *h;
-	size_t hlen, i, n;
+	size_t i, n;
 	diana__buf b = DIANA__BUF_INIT;
 	int rc;
 
@@ -165,20 +144,9 @@ DIANA_API int diana_dose_sink_new_hec(diana_dose_sink **out, const diana_dose_he
 		return diana__error_oom();
 	}
 	s->auth = diana__buf_detach(&b, NULL);
-	n = strlen(opts->url);
-	while (n > 0 && opts->url[n - 1] == '/')
-		n--;
-	if (diana__buf_put(&b, opts->url, n) || diana__buf_puts(&b, "/services/collector/event")) {
-		diana__buf_dispose(&b);
-		diana_dose_sink_free(s);
-		return diana__error_oom();
-	}
-	s->url = diana__buf_detach(&b, NULL);
-	h = host_of(opts->url, &hlen);
-	s->host_port = diana__strndup(h, hlen);
-	if (!s->auth || !s->url || !s->host_port || dup_opt(opts->index, &s->index) ||
+	if (!s->auth || dup_opt(opts->index, &s->index) ||
 	    dup_opt(opts->sourcetype ? opts->sourcetype : "diana:dose", &s->sourcetype) ||
-	    dup_opt(opts->source ? opts->source : "libdiana", &s->source) || dup_opt(opts->ca_file, &s->ca_file)) {
+	    dup_opt(opts->source ? opts->source : "libdiana", &s->source)) {
 		diana_dose_sink_free(s);
 		return diana__error_oom();
 	}
@@ -199,13 +167,14 @@ DIANA_API int diana_dose_sink_new_hec(diana_dose_sink **out, const diana_dose_he
 	}
 	s->batch_events = opts->batch_events ? opts->batch_events : 100;
 	s->batch_bytes = opts->batch_bytes ? opts->batch_bytes : (1u << 20);
-	s->retries = opts->retries < 0 ? 0 : opts->retries;
-	s->retry_delay_ms = opts->retry_delay_ms > 0 ? opts->retry_delay_ms : 500;
-	s->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : 30000;
-	s->curl = curl_easy_init();
-	if (!s->curl) {
+	ho.base_url = opts->url;
+	ho.ca_file = opts->ca_file;
+	ho.retries = opts->retries < 0 ? -1 : opts->retries;
+	ho.retry_delay_ms = opts->retry_delay_ms > 0 ? opts->retry_delay_ms : 500;
+	ho.timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : 30000;
+	if ((rc = diana__http_new(&s->http, &ho)) < 0) {
 		diana_dose_sink_free(s);
-		return diana__error_set(DIANA_ENOMEM, "cannot create an HTTP handle");
+		return rc;
 	}
 	*out = s;
 	return 0;
@@ -238,55 +207,6 @@ DIANA_API int diana_dose_sink_new_jsonl(diana_dose_sink **out, const char *path)
 /* HEC delivery                                                            */
 /* ---------------------------------------------------------------------- */
 
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-	diana__buf *b = ud;
-	size_t n = size * nmemb;
-	if (b->len < 65536 && diana__buf_put(b, ptr, n))
-		return 0;
-	return n;
-}
-
-static void sleep_ms(int64_t ms)
-{
-	struct timespec ts;
-	ts.tv_sec = (time_t)(ms / 1000);
-	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
-	while (nanosleep(&ts, &ts) != 0) {
-	}
-}
-
-static int map_curl(diana_dose_sink *s, CURLcode c)
-{
-	int code;
-	const char *why = s->errbuf[0] ? s->errbuf : curl_easy_strerror(c);
-	switch (c) {
-	case CURLE_COULDNT_RESOLVE_HOST:
-	case CURLE_COULDNT_RESOLVE_PROXY:
-	case CURLE_COULDNT_CONNECT:
-		code = DIANA_ECONNECT;
-		break;
-	case CURLE_OPERATION_TIMEDOUT:
-		code = DIANA_ETIMEDOUT;
-		break;
-	case CURLE_SSL_CONNECT_ERROR:
-	case CURLE_PEER_FAILED_VERIFICATION:
-	case CURLE_SSL_CERTPROBLEM:
-	case CURLE_SSL_CIPHER:
-	case CURLE_SSL_CACERT_BADFILE:
-	case CURLE_SSL_ISSUER_ERROR:
-		code = DIANA_ETLS;
-		break;
-	case CURLE_OUT_OF_MEMORY:
-		code = DIANA_ENOMEM;
-		break;
-	default:
-		code = DIANA_EIO;
-		break;
-	}
-	return diana__error_set(code, "HEC POST %s: %s", s->host_port, why);
-}
-
 /* HEC's error body is {"text":"...","code":N}: keep the number only */
 static int hec_code(const diana__buf *body)
 {
@@ -299,78 +219,33 @@ static int hec_code(const diana__buf *body)
 
 static int hec_post(diana_dose_sink *s)
 {
-	int64_t delay = s->retry_delay_ms;
-	int attempt;
+	diana__http_request q;
+	diana__http_response resp;
+	int rc;
 
-	for (attempt = 0;; attempt++) {
-		struct curl_slist *headers = NULL, *tmp;
-		diana__buf body = DIANA__BUF_INIT;
-		CURLcode c;
-		long status = 0;
-		int retry, rc;
-		CURL *h = s->curl;
-
-		curl_easy_reset(h);
-		s->errbuf[0] = '\0';
-		headers = curl_slist_append(NULL, "Content-Type: application/json");
-		tmp = headers ? curl_slist_append(headers, "Expect:") : NULL;
-		tmp = tmp ? curl_slist_append(tmp, s->auth) : NULL;
-		if (!tmp) {
-			curl_slist_free_all(headers);
-			return diana__error_oom();
-		}
-		headers = tmp;
-		curl_easy_setopt(h, CURLOPT_URL, s->url);
-		curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-		curl_easy_setopt(h, CURLOPT_ERRORBUFFER, s->errbuf);
-		curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)s->timeout_ms);
-		curl_easy_setopt(h, CURLOPT_USERAGENT, "libdiana/" DIANA_VERSION_STRING);
-		curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-		curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-		if (s->ca_file)
-			curl_easy_setopt(h, CURLOPT_CAINFO, s->ca_file);
-		curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)s->batch.len);
-		curl_easy_setopt(h, CURLOPT_POSTFIELDS, s->batch.data ? s->batch.data : "");
-		curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-		curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
-
-		c = curl_easy_perform(h);
-		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-		curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
-		curl_slist_free_all(headers);
-
-		if (c == CURLE_OK && status >= 200 && status < 300) {
-			diana__buf_dispose(&body);
-			diana__log(DIANA_LOG_DEBUG, "dose", "HEC %s: %u events delivered (attempt %d)", s->host_port,
-			           (unsigned)s->queued, attempt + 1);
-			return 0;
-		}
-		if (c != CURLE_OK) {
-			retry = c == CURLE_COULDNT_CONNECT || c == CURLE_SEND_ERROR || c == CURLE_RECV_ERROR ||
-			        c == CURLE_GOT_NOTHING || c == CURLE_PARTIAL_FILE || c == CURLE_OPERATION_TIMEDOUT;
-			rc = map_curl(s, c);
-		} else {
-			int hc = hec_code(&body);
-			retry = status >= 500;
-			rc = diana__error_set(status == 401 || status == 403 ? DIANA_EAUTH
-			                      : status == 404                 ? DIANA_ENOTFOUND
-			                                                      : DIANA_EPACS,
-			                      "HEC POST %s: HTTP status %ld (HEC code %d)", s->host_port, status, hc);
-		}
-		diana__buf_dispose(&body);
-		if (!retry || attempt >= s->retries)
-			return rc;
-		diana__log(DIANA_LOG_INFO, "dose", "HEC %s: attempt %d failed (%s), retrying in %lld ms",
-		           s->host_port, attempt + 1, diana_error_message(), (long long)delay);
-		sleep_ms(delay);
-		if (delay < 60000)
-			delay *= 2;
+	memset(&q, 0, sizeof(q));
+	q.method = "POST";
+	q.path = "services/collector/event";
+	q.content_type = "application/json";
+	q.body = s->batch.data ? s->batch.data : "";
+	q.body_len = s->batch.len;
+	q.extra_headers[0] = s->auth;
+	rc = diana__http_perform(s->http, &q, &resp);
+	if (rc < 0 && resp.status >= 400) {
+		/* add HEC's own error number (never its text: it may quote data) */
+		char msg[256];
+		int hc = hec_code(&resp.body);
+		snprintf(msg, sizeof(msg), "%s", diana_error_message());
+		if (hc >= 0)
+			diana__error_set(rc, "HEC %s (HEC code %d)", msg, hc);
+		else
+			diana__error_set(rc, "HEC %s", msg);
+	} else if (rc == 0) {
+		diana__log(DIANA_LOG_DEBUG, "dose", "HEC: %u events delivered (attempt %d)", (unsigned)s->queued,
+		           resp.attempts);
 	}
+	diana__http_response_dispose(&resp);
+	return rc;
 }
 
 static int hec_flush(diana_dose_sink *s)
@@ -500,21 +375,17 @@ DIANA_API void diana_dose_sink_free(diana_dose_sink *sink)
 			diana__log(DIANA_LOG_WARNING, "dose", "JSONL sink: fsync failed");
 		close(sink->fd);
 	} else if (sink->kind == SINK_HEC) {
-		if (sink->queued && sink->curl && hec_flush(sink) < 0)
+		if (sink->queued && sink->http && hec_flush(sink) < 0)
 			diana__log(DIANA_LOG_WARNING, "dose", "HEC sink freed with %u undelivered events: %s",
 			           (unsigned)sink->queued, diana_error_message());
 	}
-	if (sink->curl)
-		curl_easy_cleanup(sink->curl);
+	diana__http_free(sink->http);
 	wipe(sink->auth);
 	free(sink->auth);
-	free(sink->url);
-	free(sink->host_port);
 	free(sink->index);
 	free(sink->sourcetype);
 	free(sink->source);
 	free(sink->host);
-	free(sink->ca_file);
 	diana__buf_dispose(&sink->batch);
 	free(sink);
 }
