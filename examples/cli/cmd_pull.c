@@ -79,9 +79,9 @@ void pull_help(FILE *out)
 	        "  --http-retries N    HTTP retries on connection errors and 5xx (default 3)\n"
 	        SESSION_OPTIONS_HELP_TAIL
 	        "\n"
-	        "Output: on a terminal a progress bar on stderr (studies done/total, images,\n"
-	        "MB/s, ETA) and a line for each accession that is unknown or failed; otherwise\n"
-	        "one line per finished accession on stdout:\n"
+	        "Output: when stderr is a terminal, a progress bar there (studies done/total,\n"
+	        "images, MB/s, ETA); one line per finished accession on stdout (on the terminal\n"
+	        "only those that are unknown or failed):\n"
 	        "  INDEX/TOTAL STATUS PSEUDO-ACCESSION INSTANCES/EXPECTED instances MB [REASON]\n"
 	        "(STATUS: ok, skipped, unknown, failed; the original accession number is never\n"
 	        "printed when de-identifying), then a summary line.\n"
@@ -117,7 +117,7 @@ struct pull {
 	diana_job *job;
 	const char *outdir;
 	const char *key_file;
-	int deid, dry, tty, quiet;
+	int deid, dry, tty, stdout_tty, quiet;
 	uint64_t total;
 	pthread_mutex_t lock; /* the two callbacks and the bar */
 	/* per-status counts seen in on_study, and dry-run sums */
@@ -305,10 +305,12 @@ static int on_study(const diana_job_study *s, void *ud)
 			r->reason = dup_or_empty(s->reason);
 		}
 	}
-	print = !p->quiet && (!p->tty || st == DIANA_STUDY_UNKNOWN || st == DIANA_STUDY_FAILED);
+	/* with the bar on the terminal, only the unknown and failed lines go there too */
+	print = !p->quiet && (!p->tty || !p->stdout_tty || st == DIANA_STUDY_UNKNOWN || st == DIANA_STUDY_FAILED);
 	if (print) {
 		const char *reason = s->reason && *s->reason ? s->reason : "";
-		bar_clear(p);
+		if (p->stdout_tty)
+			bar_clear(p);
 		if (p->dry)
 			printf("%llu/%llu %s %s %u %s, %llu instance%s%s%s\n", (unsigned long long)s->index,
 			       (unsigned long long)p->total,
@@ -320,7 +322,7 @@ static int on_study(const diana_job_study *s, void *ud)
 			       (unsigned long long)p->total, status_name(st), who, (unsigned long long)s->instances,
 			       (unsigned long long)s->expected, s->bytes / 1e6, *reason ? " " : "", reason);
 		fflush(stdout);
-		if (p->tty && p->bar_shown)
+		if (p->tty && p->stdout_tty && p->bar_shown)
 			bar_draw(p, &p->last);
 	}
 	free(pseudo);
@@ -630,6 +632,7 @@ int cmd_pull(int argc, char **argv)
 	p.deid = !no_anon;
 	p.dry = (jo.flags & DIANA_JOB_DRY_RUN) != 0;
 	p.tty = isatty(STDERR_FILENO);
+	p.stdout_tty = isatty(STDOUT_FILENO);
 	p.outdir = jo.out_dir;
 	if (p.dry)
 		po.key_file = NULL; /* a dry run writes nothing, not even an empty key file */

@@ -218,5 +218,32 @@ assert len(accs) == len(set(accs)) == 8, accs
 ' "$OUT2" "$T/key2.csv" "$bigtotal"
 check "scan after kill -9 and rerun: clean" 0 "$DIANA" scan --key "$T/key2.csv" -j 2 "$OUT2"/*/
 
+# --- SIGTERM (like Ctrl-C in a terminal): the job stops soon, says so, a rerun finishes it
+OUT3=$T/o3
+"$DIANA" pull "$HELPER" --accessions "$T/biglist" -o "$OUT3" --secret-file "$T/secret" --key "$T/key3.csv" \
+	--max-studies-per-minute 60 >"$T/term.out" 2>"$T/term.err" &
+bg=$!
+i=0
+while [ "$i" -lt 600 ] && [ "$(dcm_count "$OUT3")" -le 40 ] && kill -0 "$bg" 2>/dev/null; do
+	sleep 0.1
+	i=$((i + 1))
+done
+kill -TERM "$bg" 2>/dev/null
+wait "$bg"
+got=$?
+bg=
+is "SIGTERM: exit 2" "$got" 2
+contains "SIGTERM: says how to finish" "$T/term.err" "rerun the same command to finish the job"
+contains "SIGTERM: the summary is printed" "$T/term.out" " ok, 0 skipped, 0 unknown, 0 failed of 8; "
+if [ -f "$T/key3.report.csv" ] && [ "$(wc -l <"$T/key3.report.csv")" -ge 2 ]; then
+	ok "SIGTERM: the key report is written"
+else
+	notok "SIGTERM: the key report is written"
+fi
+check "SIGTERM: the rerun completes (exit 0)" 0 "$DIANA" pull "$HELPER" --accessions "$T/biglist" -o "$OUT3" \
+	--secret-file "$T/secret" --key "$T/key3.csv" -j 2
+is "SIGTERM: every instance there after the rerun" "$(dcm_count "$OUT3")" "$bigtotal"
+is "SIGTERM: the key report has every accession" "$(($(wc -l <"$T/key3.report.csv") - 1))" 8
+
 echo "1..$n"
 [ "$fails" -eq 0 ]
