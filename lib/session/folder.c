@@ -1154,27 +1154,11 @@ static const char *ctx_value(ctx *x, const keyinfo *ki)
 	}
 }
 
-static int multi_valued_vr(const char *vr)
-{
-	return !(strcmp(vr, "LT") == 0 || strcmp(vr, "ST") == 0 || strcmp(vr, "UT") == 0 ||
-	         strcmp(vr, "UR") == 0);
-}
-
-/* DICOM matching; a multi-valued attribute matches when one of its values does */
+/* DICOM matching; diana__key_matches() also tries each value of a
+ * multi-valued attribute ("CT\\SR" matches ModalitiesInStudy=SR) */
 static int value_matches(const diana__key *k, const char *value)
 {
-	if (diana__key_matches(k, value) > 0)
-		return 1;
-	if (!strchr(value, '\\') || !multi_valued_vr(k->vr))
-		return 0;
-	char *copy = diana__strdup(value), *p, *save = NULL;
-	int m = 0;
-	if (!copy)
-		return 0;
-	for (p = strtok_r(copy, "\\", &save); p && !m; p = strtok_r(NULL, "\\", &save))
-		m = diana__key_matches(k, p) > 0;
-	free(copy);
-	return m;
+	return diana__key_matches(k, value) > 0;
 }
 
 /* An indexed attribute of a level below the candidate's (a series

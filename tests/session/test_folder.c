@@ -600,6 +600,69 @@ Test(folder, patient_series_instance_levels)
 	diana_session_free(s);
 }
 
+/* a study with two series of two modalities: derived keys and matching on them */
+Test(folder, two_modalities_in_a_study)
+{
+	answers a;
+	char json[1024], key[128];
+	diana_dataset *ds = NULL;
+	synth("src");
+	read_manifest("src");
+	const study_row *ct = row_by_acc("DIANA-CT-001");
+	snprintf(json, sizeof json,
+	         "{\"00080016\":{\"vr\":\"UI\",\"Value\":[\"1.2.840.10008.5.1.4.1.1.88.22\"]},"
+	         "\"00080018\":{\"vr\":\"UI\",\"Value\":[\"1.2.3.999.1\"]},"
+	         "\"00080060\":{\"vr\":\"CS\",\"Value\":[\"SR\"]},"
+	         "\"00100020\":{\"vr\":\"LO\",\"Value\":[\"%s\"]},"
+	         "\"0020000D\":{\"vr\":\"UI\",\"Value\":[\"%s\"]},"
+	         "\"0020000E\":{\"vr\":\"UI\",\"Value\":[\"1.2.3.999\"]},"
+	         "\"00200011\":{\"vr\":\"IS\",\"Value\":[99]}}",
+	         ct->pid, ct->uid);
+	cr_assert_eq(diana_dataset_from_json(&ds, json, 0), 0, "%s", diana_error_message());
+	cr_assert_eq(diana_dataset_save(ds, path_in("src/DIANA-CT-001/sr.dcm")), 0);
+	diana_dataset_free(ds);
+	diana_session *s = open_folder(path_in("src"));
+
+	snprintf(key, sizeof key, "StudyInstanceUID=%s", ct->uid);
+	const char *k1[] = { key, "ModalitiesInStudy", "NumberOfStudyRelatedSeries",
+		                 "NumberOfStudyRelatedInstances", "SOPClassesInStudy" };
+	cr_assert_eq(find(s, DIANA_LEVEL_STUDY, &a, 5, k1), 1);
+	cr_assert_str_eq(aget(&a, 0, "ModalitiesInStudy"), "CT\\SR");
+	cr_assert_str_eq(aget(&a, 0, "NumberOfStudyRelatedSeries"), "2");
+	cr_assert_str_eq(aget(&a, 0, "NumberOfStudyRelatedInstances"), "4");
+	cr_assert_str_eq(aget(&a, 0, "SOPClassesInStudy"),
+	                 "1.2.840.10008.5.1.4.1.1.2\\1.2.840.10008.5.1.4.1.1.88.22");
+	answers_free(&a);
+
+	const char *k2[] = { "ModalitiesInStudy=SR", "AccessionNumber" };
+	cr_assert_eq(find(s, DIANA_LEVEL_STUDY, &a, 2, k2), 1);
+	cr_assert_str_eq(aget(&a, 0, "StudyInstanceUID"), ct->uid);
+	answers_free(&a);
+	const char *k3[] = { "ModalitiesInStudy=CT" };
+	cr_assert_eq(find(s, DIANA_LEVEL_STUDY, &a, 1, k3), 4);
+	answers_free(&a);
+
+	/* series in SeriesNumber order; each with its own count */
+	const char *k4[] = { key, "Modality", "NumberOfSeriesRelatedInstances" };
+	cr_assert_eq(find(s, DIANA_LEVEL_SERIES, &a, 3, k4), 2);
+	cr_assert_str_eq(aget(&a, 0, "Modality"), "CT");
+	cr_assert_str_eq(aget(&a, 0, "NumberOfSeriesRelatedInstances"), "3");
+	cr_assert_str_eq(aget(&a, 1, "Modality"), "SR");
+	cr_assert_str_eq(aget(&a, 1, "NumberOfSeriesRelatedInstances"), "1");
+	answers_free(&a);
+	/* the patient has both studies of MUSTERMANN: 2 studies, 3 series, 5 instances */
+	char pk[64];
+	snprintf(pk, sizeof pk, "PatientID=%s", ct->pid);
+	const char *k5[] = { pk, "NumberOfPatientRelatedStudies", "NumberOfPatientRelatedSeries",
+		                 "NumberOfPatientRelatedInstances" };
+	cr_assert_eq(find(s, DIANA_LEVEL_PATIENT, &a, 4, k5), 1);
+	cr_assert_str_eq(aget(&a, 0, "NumberOfPatientRelatedStudies"), "2");
+	cr_assert_str_eq(aget(&a, 0, "NumberOfPatientRelatedSeries"), "3");
+	cr_assert_str_eq(aget(&a, 0, "NumberOfPatientRelatedInstances"), "5");
+	answers_free(&a);
+	diana_session_free(s);
+}
+
 static int stop_now(const diana_dataset *ds, void *user_data)
 {
 	(*(int *)user_data)++;
