@@ -46,6 +46,8 @@ int cmd_get(int argc, char **argv);
 void get_help(FILE *out);
 int cmd_store(int argc, char **argv);
 void store_help(FILE *out);
+int cmd_watch(int argc, char **argv);
+void watch_help(FILE *out);
 int cmd_pull(int argc, char **argv);
 void pull_help(FILE *out);
 

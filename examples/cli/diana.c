@@ -48,6 +48,7 @@ static const command commands[] = {
 	{ "scan", "look for protected values in de-identified files", cmd_scan, scan_help },
 	{ "store", "send DICOM files to a PACS, Orthanc, DICOMweb server or folder", cmd_store, store_help },
 	{ "version", "print version information", cmd_version, version_help },
+	{ "watch", "run a prospective pipeline: new studies -> filter -> model -> Slack/webhook/JSONL/SR", cmd_watch, watch_help },
 	{ "help", "show help for a command", cmd_help, help_help },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

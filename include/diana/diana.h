@@ -13,6 +13,7 @@
 #include <diana/scan.h>
 #include <diana/session.h>
 #include <diana/job.h>
+#include <diana/pipeline.h>
 #include <diana/dose.h>
 
 #endif /* DIANA_DIANA_H */

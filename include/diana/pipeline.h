@@ -121,9 +121,12 @@ typedef struct diana_pipeline_stats {
 	uint64_t pending;          /**< deliveries waiting to be retried */
 	/* latencies of the last processed study, ms from the end of the exam
 	   (latest acquisition/content time, else arrival); -1 when unknown */
-	int64_t last_detect_ms, last_retrieved_ms, last_model_ms, last_delivered_ms;
-	/* medians over processed studies of detection -> delivery, and exam end -> delivery */
-	int64_t median_pipeline_ms, median_total_ms;
+	int64_t last_detect_ms;     /**< ... to detection */
+	int64_t last_retrieved_ms;  /**< ... to the study retrieved */
+	int64_t last_model_ms;      /**< ... to the model's result */
+	int64_t last_delivered_ms;  /**< ... to the first delivery */
+	int64_t median_pipeline_ms; /**< median over processed studies: detection -> delivery */
+	int64_t median_total_ms;    /**< median over processed studies: exam end -> delivery */
 } diana_pipeline_stats;
 
 #define DIANA_PIPELINE_STATS_VERSION 1

@@ -932,6 +932,35 @@ static int oc_evict(diana_session *s, const char *study_uid)
 	return rc;
 }
 
+int diana__orthanc_study_uid(diana_session *s, const char *resource_type, const char *id, char uid[65])
+{
+	char path[200];
+	cJSON *j = NULL;
+	const char *v;
+	int rc;
+
+	uid[0] = '\0';
+	if (!s || s->kind != DIANA_SESSION_ORTHANC || !id || strlen(id) > 100 || strchr(id, '/'))
+		return diana__error_set(DIANA_EINVAL, "Orthanc resource: bad arguments");
+	if (strcmp(resource_type, "Study") == 0)
+		snprintf(path, sizeof(path), "/studies/%s", id);
+	else if (strcmp(resource_type, "Series") == 0)
+		snprintf(path, sizeof(path), "/series/%s/study", id);
+	else if (strcmp(resource_type, "Instance") == 0)
+		snprintf(path, sizeof(path), "/instances/%s/study", id);
+	else
+		return diana__error_set(DIANA_EINVAL, "Orthanc resource: no study for a %.16s", resource_type);
+	rc = oc_json(s, "GET", path, NULL, NULL, "Orthanc resource", &j);
+	if (rc < 0)
+		return rc;
+	v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "MainDicomTags"),
+	                                                          "StudyInstanceUID"));
+	if (v && strlen(v) <= 64)
+		snprintf(uid, 65, "%s", v);
+	cJSON_Delete(j);
+	return uid[0] ? 0 : diana__error_set(DIANA_EPACS, "Orthanc resource without a Study Instance UID");
+}
+
 int diana__orthanc_has_modality(const diana_session *s)
 {
 	return s->impl && ((const orthanc *)s->impl)->modality != NULL;

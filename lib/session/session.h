@@ -167,6 +167,11 @@ int diana__session_cancelled(diana_session *s);
 
 /** Open functions of each kind: fill s->ops, s->impl. `u` is parsed already. */
 int diana__orthanc_open(diana_session *s, const diana__uri *u);
+/**
+ * The Study Instance UID of an Orthanc resource ("Study", "Series",
+ * "Instance" and its Orthanc ID, as in a change): for change feeds.
+ */
+int diana__orthanc_study_uid(diana_session *s, const char *resource_type, const char *id, char uid[65]);
 /** True when an Orthanc session reaches a PACS through ?modality=. */
 int diana__orthanc_has_modality(const diana_session *s);
 int diana__dimse_session_open(diana_session *s, const diana__uri *u);

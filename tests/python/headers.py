@@ -16,7 +16,7 @@ import ctypes
 import pathlib
 import re
 import sys
-from ctypes import (POINTER, c_char, c_char_p, c_int, c_int32, c_int64,
+from ctypes import (POINTER, c_char, c_char_p, c_double, c_int, c_int32, c_int64,
                     c_size_t, c_uint8, c_uint32, c_uint64, c_void_p)
 
 SCALARS = {
@@ -28,6 +28,7 @@ SCALARS = {
     "size_t": c_size_t,
     "uint8_t": c_uint8,
     "char": c_char,
+    "double": c_double,
 }
 
 

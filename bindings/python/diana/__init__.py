@@ -40,6 +40,7 @@ from ._scan import KEY_COLUMNS, Finding, Scanner, key_lookup
 from ._session import (LEVEL_INSTANCE, LEVEL_PATIENT, LEVEL_SERIES, LEVEL_STUDY,
                        RETRIEVE_DEFAULT, RETRIEVE_GET, RETRIEVE_MOVE, SESSION_DICOMWEB,
                        SESSION_DIMSE, SESSION_FOLDER, SESSION_ORTHANC, Instance, Session)
+from ._pipeline import ModelInput, Pipeline
 from ._log import (LOG_DEBUG, LOG_ERROR, LOG_INFO, LOG_NONE, LOG_WARNING,
                    get_log_handler, logging_handler, set_log_handler,
                    set_log_level)
@@ -62,6 +63,7 @@ __all__ = [
     "DEID_RETAIN_LONG_FULL_DATES", "DEID_RETAIN_LONG_MODIFIED_DATES", "DEID_CLEAN_DESCRIPTORS",
     "DEID_CLEAN_STRUCTURED_CONTENT", "DEID_CLEAN_GRAPHICS",
     "ACTION_DEFAULT", "ACTION_KEEP", "ACTION_REMOVE", "ACTION_EMPTY", "ACTION_REPLACE",
+    "Pipeline", "ModelInput",
     "Session", "Instance", "SESSION_ORTHANC", "SESSION_DIMSE", "SESSION_DICOMWEB", "SESSION_FOLDER",
     "LEVEL_PATIENT", "LEVEL_STUDY", "LEVEL_SERIES", "LEVEL_INSTANCE",
     "RETRIEVE_DEFAULT", "RETRIEVE_GET", "RETRIEVE_MOVE",

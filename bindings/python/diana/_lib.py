@@ -309,8 +309,9 @@ if version_info[0] != API_MAJOR:
 # (_decl_<module>.py, each a DECLARATIONS dict built from the names above).
 from . import _decl_session, _decl_dose  # noqa: E402  (needs the types above)
 from . import _decl_job  # noqa: E402  (after _decl_session: uses its session type)
+from . import _decl_pipeline  # noqa: E402
 
-for _mod in (_decl_session, _decl_dose, _decl_job):
+for _mod in (_decl_session, _decl_dose, _decl_job, _decl_pipeline):
     for _name in _mod.DECLARATIONS:
         if _name in DECLARATIONS:
             raise ImportError("%s declared twice" % _name)
