@@ -18,9 +18,9 @@ files named by argv[2:] (in order) until killed. Base URL: /dw.
                                        else like 1.1
   GET  /dw/studies/1.6                 200, multipart, no part at all
   GET  /dw/studies/1.8                 200, one bare application/dicom body (not multipart)
-  POST /dw/studies                     STOW-RS: 1st part referenced (with a
-                                       warning), 2nd failed (0xA700), others not
-                                       listed; HTTP 202
+  POST /dw/studies                     STOW-RS, by SOP Instance UID: the 1st file
+                                       referenced (with a warning), the 2nd failed
+                                       (0xA700), others not listed; HTTP 202
 SPDX-License-Identifier: MIT
 """
 import http.server
@@ -161,7 +161,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             head, _, data = p[2:].partition(b"\r\n\r\n")
             uids.append(sop_uid(data))
         ans = {"00081199": {"vr": "SQ", "Value": []}, "00081198": {"vr": "SQ", "Value": []}}
-        for k, u in enumerate(uids):
+        known = [sop_uid(f) for f in FILES]
+        for u in uids:
+            k = known.index(u) if u in known else -1
             item = {"00081155": {"vr": "UI", "Value": [u]},
                     "00081150": {"vr": "UI", "Value": ["1.2.840.10008.5.1.4.1.1.2"]}}
             if k == 0:
