@@ -1001,7 +1001,7 @@ int diana__dose_convert(const cJSON *root, uint32_t flags, char **out_json)
 {
 	report r;
 	cJSON *doc;
-	const char *tz;
+	const char *tz, *ltim;
 	int rc, n_items = 0;
 	char *text;
 
@@ -1032,8 +1032,8 @@ int diana__dose_convert(const cJSON *root, uint32_t flags, char **out_json)
 	/* a de-identified report whose dates were removed (PS3.15: Longitudinal
 	 * Temporal Information Modified = REMOVED) carries dummy dates: they
 	 * are not dates of anything */
-	tz = str_of(root, "00280303");
-	if (tz && !strcmp(tz, "REMOVED"))
+	ltim = str_of(root, "00280303");
+	if (ltim && !strcmp(ltim, "REMOVED"))
 		drop_dates(&r, doc);
 	if (r.o.oom) {
 		cJSON_Delete(doc);
