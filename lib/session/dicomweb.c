@@ -446,9 +446,10 @@ static int on_part_begin(const diana__multipart_part *part, void *ud)
 
 	snprintf(type, sizeof(type), "%.*s", (int)(n < sizeof(type) ? n : sizeof(type) - 1),
 	         part->content_type);
-	if (strcasecmp(type, "application/dicom") != 0)
+	/* an untyped part of multipart/related; type="application/dicom" is of that type */
+	if (type[0] && strcasecmp(type, "application/dicom") != 0)
 		return diana__error_set(DIANA_EPACS, "WADO-RS: part %zu is '%.40s', not application/dicom",
-		                        part->index, type[0] ? type : "untyped");
+		                        part->index, type);
 	w->ts[0] = '\0';
 	diana__header_param(part->content_type, "transfer-syntax", w->ts, sizeof(w->ts));
 	w->expect = part->content_length;

@@ -4,7 +4,7 @@ lib/session/dicomweb.c (tests/session/test_dicomweb_fake.c): what Orthanc
 never does. Writes its port to the file named by argv[1]; serves the DICOM
 files named by argv[2:] (in order) until killed. Base URL: /dw.
 
-  GET  /dw/studies?limit=L&offset=O   1234 fake studies, pages honoured (0020000D=UID: exact match; studies 1.1-1.5 and 1.8 exist)
+  GET  /dw/studies?limit=L&offset=O   1234 fake studies, pages honoured (0020000D=UID: exact match; studies 1.1-1.5, 1.8, 1.9 exist)
   GET  /noofs/studies?limit=L         ignores offset: always the first page
   GET  /count                          number of /studies requests so far
   GET  /dw/studies/1.1                 every file, one part each: quoted boundary
@@ -18,6 +18,7 @@ files named by argv[2:] (in order) until killed. Base URL: /dw.
                                        else like 1.1
   GET  /dw/studies/1.6                 200, multipart, no part at all
   GET  /dw/studies/1.8                 200, one bare application/dicom body (not multipart)
+  GET  /dw/studies/1.9                 every file, parts without headers at all
   POST /dw/studies                     STOW-RS, by SOP Instance UID: the 1st file
                                        referenced (with a warning), the 2nd failed
                                        (0xA700), others not listed; HTTP 202
@@ -76,7 +77,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         b = BOUNDARY.encode()
         body = b"This is the preamble.\r\n" if preamble else b""
         for k, (ctype, data, clen) in enumerate(parts):
-            body += b"--" + b + b"\r\nContent-Type: " + ctype.encode() + b"\r\n"
+            body += b"--" + b + b"\r\n"
+            if ctype:
+                body += b"Content-Type: " + ctype.encode() + b"\r\n"
             if clen is not None:
                 body += b"Content-Length: %d\r\n" % clen
             body += b"\r\n"
@@ -118,7 +121,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if "0020000D" in args:  # a StudyInstanceUID match: exact; 1.1-1.5 exist
                 uid = args["0020000D"]
                 page = [a for a in page if a["0020000D"]["Value"][0] == uid]
-                if uid in ("1.1", "1.2", "1.3", "1.4", "1.5", "1.8"):
+                if uid in ("1.1", "1.2", "1.3", "1.4", "1.5", "1.8", "1.9"):
                     page = [{"0020000D": {"vr": "UI", "Value": [uid]}}]
             return self.reply(200, json.dumps(page).encode())
         m = re.match(r"^/dw/studies/([0-9.]+)$", path)
@@ -141,6 +144,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if "transfer-syntax=*" in accept:
                 return self.reply(406, b"{}", "application/json")
             return self.multipart(dicom, trickle=False)
+        if uid == "1.9":
+            return self.multipart([("", f, None) for f in FILES], trickle=False)
         if uid == "1.8":
             return self.reply(200, FILES[1], "application/dicom")
         if uid == "1.6":

@@ -284,6 +284,18 @@ Test(dwfake, wado_without_transfer_syntax_any_after_406)
 	diana_session_free(s);
 }
 
+Test(dwfake, wado_parts_without_headers_are_dicom)
+{
+	diana_session *s = open_base("dw");
+	struct got g;
+	memset(&g, 0, sizeof(g));
+	cr_assert_eq(diana_session_retrieve(s, "1.9", NULL, NULL, on_instance, &g, NULL), 0, "%s",
+	             diana_error_message());
+	cr_assert_eq(g.n, 3);
+	cr_assert(g.same[0] && g.same[1] && g.same[2]);
+	diana_session_free(s);
+}
+
 Test(dwfake, wado_bare_application_dicom_body_is_one_instance)
 {
 	diana_session *s = open_base("dw");
