@@ -35,6 +35,31 @@
 
 #define MAX_SINKS 8
 
+enum { SRC_CHANGES = 1, SRC_POLL = 2, SRC_SCP = 3 };
+
+/* until source_scp.c is linked in */
+__attribute__((weak)) int diana__scp_source_new(diana_pipeline *p, const cJSON *listen, const char *spool_dir,
+                                                diana__scp_source **out)
+{
+	(void)p;
+	(void)listen;
+	(void)spool_dir;
+	*out = NULL;
+	return diana__error_set(DIANA_EUNSUPPORTED, "source.listen: a storage SCP source is not built in");
+}
+
+__attribute__((weak)) int diana__scp_source_poll(diana__scp_source *s, uint32_t *handled)
+{
+	(void)s;
+	*handled = 0;
+	return DIANA_EUNSUPPORTED;
+}
+
+__attribute__((weak)) void diana__scp_source_free(diana__scp_source *s)
+{
+	(void)s;
+}
+
 typedef struct spool_entry {
 	char file[128];
 	int sink;
@@ -61,6 +86,20 @@ struct diana_pipeline {
 	int nsinks;
 	/* runtime */
 	diana_session *source;
+	int source_kind;           /* SRC_CHANGES, SRC_POLL, SRC_SCP */
+	struct poll_cfg {
+		int64_t lookback_ms, quiet_ms;
+		char **keys;           /* extra "Name=Value" matching keys */
+		size_t nkeys;
+	} poll;
+	struct pending_study {
+		char uid[65];
+		long count;
+		int64_t changed_ms;
+	} *pend;
+	size_t npend, cappend;
+	cJSON *listen;
+	diana__scp_source *scp;
 	int64_t cursor;
 	int cursor_loaded;
 	atomic_int stop;
@@ -449,7 +488,9 @@ static int parse_sink(diana_pipeline *p, const cJSON *o, int index)
 static int parse_config(diana_pipeline *p, const cJSON *c, int have_c_model)
 {
 	static const char *const known[] = { "source", "filter", "model", "sinks", "state", "anonymize", "name", NULL };
-	static const char *const src_known[] = { "uri", "uri_file", "events", "cursor", "poll_s", "start", NULL };
+	static const char *const src_known[] = { "uri", "uri_file", "events", "cursor", "poll_s", "start", "poll",
+		                                     "listen", NULL };
+	static const char *const poll_known[] = { "lookback_min", "quiet_s", "keys", NULL };
 	static const char *const model_known[] = { "command", "timeout_s", "name", NULL };
 	static const char *const anon_known[] = { "secret_file", "options", "key", NULL };
 	const cJSON *src, *m, *sinks, *it, *anon;
@@ -466,10 +507,41 @@ static int parse_config(diana_pipeline *p, const cJSON *c, int have_c_model)
 		return diana__error_set(DIANA_EINVAL, "source: missing");
 	if ((rc = check_keys(src, "source", src_known)) < 0)
 		return rc;
-	rc = secret_value(p, src, "uri", "source", 1, &uri, NULL);
+	p->listen = cJSON_GetObjectItemCaseSensitive(src, "listen")
+	                ? cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(src, "listen"), 1)
+	                : NULL;
+	rc = secret_value(p, src, "uri", "source", p->listen == NULL, &uri, NULL);
 	if (rc < 0)
 		return rc;
+	if (uri && p->listen)
+		return diana__error_set(DIANA_EINVAL, "source: give uri or listen, not both");
 	p->source_uri = uri;
+	p->source_kind = p->listen ? SRC_SCP : (cJSON_GetObjectItemCaseSensitive(src, "poll") ? SRC_POLL : SRC_CHANGES);
+	if (p->source_kind == SRC_POLL) {
+		const cJSON *pc = cJSON_GetObjectItemCaseSensitive(src, "poll"), *lb, *q, *ks, *k;
+		if (!cJSON_IsObject(pc))
+			return diana__error_set(DIANA_EINVAL, "source.poll: an object");
+		if ((rc = check_keys(pc, "source.poll", poll_known)) < 0)
+			return rc;
+		lb = cJSON_GetObjectItemCaseSensitive(pc, "lookback_min");
+		q = cJSON_GetObjectItemCaseSensitive(pc, "quiet_s");
+		p->poll.lookback_ms = cJSON_IsNumber(lb) ? (int64_t)(lb->valuedouble * 60000) : 24 * 3600 * 1000;
+		p->poll.quiet_ms = cJSON_IsNumber(q) ? (int64_t)(q->valuedouble * 1000) : 60000;
+		ks = cJSON_GetObjectItemCaseSensitive(pc, "keys");
+		if (ks && !cJSON_IsObject(ks))
+			return diana__error_set(DIANA_EINVAL, "source.poll.keys: an object of matching keys");
+		p->poll.keys = calloc((size_t)cJSON_GetArraySize(ks) + 1, sizeof(char *));
+		if (!p->poll.keys)
+			return diana__error_oom();
+		cJSON_ArrayForEach(k, ks)
+		{
+			diana__buf b = DIANA__BUF_INIT;
+			if (!cJSON_IsString(k))
+				return diana__error_set(DIANA_EINVAL, "source.poll.keys.%.40s: a string", k->string);
+			diana__buf_printf(&b, "%s=%s", k->string, k->valuestring);
+			p->poll.keys[p->poll.nkeys++] = diana__buf_detach(&b, NULL);
+		}
+	}
 	p->events = diana__strdup(jstr(src, "events") ? jstr(src, "events") : "StableStudy");
 	if (strcmp(p->events, "StableStudy") != 0 && strcmp(p->events, "StableSeries") != 0)
 		return diana__error_set(DIANA_EINVAL, "source.events: StableStudy or StableSeries");
@@ -657,7 +729,7 @@ int diana_pipeline_new(diana_pipeline **out, const diana_pipeline_options *o)
 	rm_tree(p->work_dir, 0); /* a study in hand when we were stopped is done again */
 	if ((rc = cursor_load(p)) < 0 || (rc = history_load(p)) < 0)
 		goto fail;
-	{
+	if (p->source_uri) {
 		diana_session_options so = DIANA_SESSION_OPTIONS_INIT;
 		so.temp_dir = p->work_dir;
 		so.timeout_ms = 120000;
@@ -666,9 +738,15 @@ int diana_pipeline_new(diana_pipeline **out, const diana_pipeline_options *o)
 			rc = diana__error_set(rc, "source.uri: %s", diana_error_message());
 			goto fail;
 		}
-		if (diana_session_kind(p->source) != DIANA_SESSION_ORTHANC) {
-			rc = diana__error_set(DIANA_EUNSUPPORTED,
-			                      "source.uri: only Orthanc change feeds are supported as a source yet");
+		if (p->source_kind == SRC_CHANGES && diana_session_kind(p->source) != DIANA_SESSION_ORTHANC) {
+			rc = diana__error_set(DIANA_EINVAL,
+			                      "source: a change feed needs an orthanc+http(s):// URI (or use \"poll\")");
+			goto fail;
+		}
+	} else {
+		rc = diana__scp_source_new(p, p->listen, p->spool_dir, &p->scp);
+		if (rc < 0) {
+			rc = diana__error_set(rc, "source.listen: %s", diana_error_message());
 			goto fail;
 		}
 	}
@@ -691,6 +769,14 @@ void diana_pipeline_free(diana_pipeline *p)
 		diana_pipeline_wait(p);
 	}
 	diana_session_free(p->source);
+	diana__scp_source_free(p->scp);
+	cJSON_Delete(p->listen);
+	if (p->poll.keys) {
+		for (k = 0; k < p->poll.nkeys; k++)
+			free(p->poll.keys[k]);
+		free(p->poll.keys);
+	}
+	free(p->pend);
 	diana__filter_free(p->filter);
 	for (i = 0; i < p->nsinks; i++)
 		diana__sink_dispose(&p->sinks[i]);
@@ -1022,16 +1108,17 @@ static void add_latency(diana_pipeline *p, const diana__latency *l)
 	pthread_mutex_unlock(&p->lock);
 }
 
+static int process_dir(diana_pipeline *p, const char *key, char *dir, size_t dircap, uint32_t ninst,
+                       diana__latency lat, int64_t arrival_ms, const char *uid);
+
 /* handle one study; 0 when handled (processed, filtered out or failed for good), <0 to try again later */
 static int handle_study(diana_pipeline *p, const char *uid, int64_t detect_ms, int64_t arrival_ms)
 {
-	char key[65], dir[4300], *result = NULL;
+	char key[65], dir[4300];
 	retrieved r;
-	diana_dataset *h = NULL;
 	diana__latency lat;
 	diana_transfer_stats ts = DIANA_TRANSFER_STATS_INIT;
-	cJSON *rec = NULL;
-	int rc, match, i, model_ok = 0;
+	int rc;
 
 	rc = study_key(p, uid, key);
 	if (rc < 0)
@@ -1062,6 +1149,80 @@ static int handle_study(diana_pipeline *p, const char *uid, int64_t detect_ms, i
 		return rc == DIANA_ENOTFOUND ? 0 : rc; /* gone: nothing to do; else again later */
 	}
 	lat.retrieved_ms = wall_ms();
+	return process_dir(p, key, dir, sizeof(dir), r.n, lat, arrival_ms, uid);
+}
+
+/* a study already in a local folder (a storage SCP source): moved into work/ and processed */
+int diana__pipeline_handle_dir(diana_pipeline *p, const char *uid, const char *src_dir, int64_t detect_ms,
+                               int64_t arrival_ms)
+{
+	char key[65], dir[4300];
+	diana__latency lat;
+	uint32_t n = 0;
+	int rc;
+
+	rc = study_key(p, uid, key);
+	if (rc < 0)
+		return rc;
+	if (history_has(p, key)) {
+		rm_tree(src_dir, 0);
+		rmdir(src_dir);
+		return 0;
+	}
+	pthread_mutex_lock(&p->lock);
+	p->st.seen++;
+	pthread_mutex_unlock(&p->lock);
+	memset(&lat, 0, sizeof(lat));
+	lat.detect_ms = detect_ms;
+	snprintf(dir, sizeof(dir), "%s/%.16s", p->work_dir, key);
+	rm_tree(dir, 0);
+	rmdir(dir);
+	if (p->profile) {
+		/* de-identify file by file into the work folder */
+		DIR *d = opendir(src_dir);
+		struct dirent *e;
+		if ((rc = mkdir_p(dir)) < 0)
+			return rc;
+		while (d && (e = readdir(d)) != NULL) {
+			char in[4400], *outp = NULL;
+			if (e->d_name[0] == '.')
+				continue;
+			snprintf(in, sizeof(in), "%s/%s", src_dir, e->d_name);
+			if (diana_anonymize_into(p->profile, in, dir, DIANA_ANON_NO_SYNC, &outp, NULL) == 0)
+				n++;
+			diana_free(outp);
+		}
+		if (d)
+			closedir(d);
+		rm_tree(src_dir, 0);
+		rmdir(src_dir);
+	} else {
+		DIR *d;
+		struct dirent *e;
+		if (rename(src_dir, dir) != 0)
+			return diana__error_errno(errno, "moving a received study into the work folder");
+		if ((d = opendir(dir)) != NULL) {
+			while ((e = readdir(d)) != NULL)
+				if (e->d_name[0] != '.')
+					n++;
+			closedir(d);
+		}
+	}
+	lat.retrieved_ms = wall_ms();
+	return process_dir(p, key, dir, sizeof(dir), n, lat, arrival_ms, uid);
+}
+
+static int process_dir(diana_pipeline *p, const char *key, char *dir, size_t dircap, uint32_t ninst,
+                       diana__latency lat, int64_t arrival_ms, const char *uid)
+{
+	char *result = NULL;
+	diana_dataset *h = NULL;
+	cJSON *rec = NULL;
+	int rc, match, i, model_ok = 0;
+	retrieved r;
+
+	memset(&r, 0, sizeof(r));
+	r.n = ninst;
 	rc = first_header(dir, 0, &h);
 	if (rc < 0) {
 		rm_tree(dir, 0);
@@ -1072,10 +1233,14 @@ static int handle_study(diana_pipeline *p, const char *uid, int64_t detect_ms, i
 	if (lat.exam_end_ms < 0)
 		lat.exam_end_ms = arrival_ms;
 	match = diana__filter_match(p->filter, h);
+	if (match < 0)
+		diana__log(DIANA_LOG_WARNING, "pipeline", "the filter cannot read this study (%s): skipped for good",
+		           diana_error_message());
 	if (match <= 0) {
-		/* not for this pipeline: remember it, so it is never looked at again */
+		/* not for this pipeline (or unreadable for the filter): remember it, so it is never looked at again */
 		char line[160];
-		snprintf(line, sizeof(line), "{\"study\":\"%s\",\"status\":\"filtered\"}\n", key);
+		snprintf(line, sizeof(line), "{\"study\":\"%s\",\"status\":\"%s\"}\n", key,
+		         match < 0 ? "filter-error" : "filtered");
 		{
 			char hp[4300];
 			snprintf(hp, sizeof(hp), "%s/history.jsonl", p->state_dir);
@@ -1084,7 +1249,7 @@ static int handle_study(diana_pipeline *p, const char *uid, int64_t detect_ms, i
 		if (rc == 0)
 			rc = history_add_mem(p, key);
 		diana_dataset_free(h);
-		snprintf(dir, sizeof(dir), "%s/%.16s", p->work_dir, key);
+		snprintf(dir, dircap, "%s/%.16s", p->work_dir, key);
 		rm_tree(dir, 0);
 		rmdir(dir);
 		return rc;
@@ -1203,7 +1368,7 @@ static int handle_study(diana_pipeline *p, const char *uid, int64_t detect_ms, i
 	cJSON_Delete(rec);
 	free(result);
 	diana_dataset_free(h);
-	snprintf(dir, sizeof(dir), "%s/%.16s", p->work_dir, key);
+	snprintf(dir, dircap, "%s/%.16s", p->work_dir, key);
 	rm_tree(dir, 0);
 	rmdir(dir);
 	if (rc < 0)
@@ -1321,11 +1486,140 @@ static int poll_once(diana_pipeline *p, uint32_t *handled)
 	return 0;
 }
 
+/* ---- C-FIND polling: studies of the look-back window, complete once their count is quiet */
+
+struct poll_answer {
+	diana_pipeline *p;
+	int64_t now;
+	char (*uids)[65];
+	long *counts;
+	size_t n, cap;
+};
+
+static int on_poll_answer(const diana_dataset *ds, void *ud)
+{
+	struct poll_answer *a = ud;
+	char *uid = NULL, *cnt = NULL;
+	if (diana_dataset_get(ds, "StudyInstanceUID", &uid) == 0 && uid && *uid && strlen(uid) <= 64) {
+		if (a->n == a->cap) {
+			size_t ncap = a->cap ? a->cap * 2 : 32;
+			void *u = realloc(a->uids, ncap * sizeof(*a->uids)), *c;
+			if (u)
+				a->uids = u;
+			c = realloc(a->counts, ncap * sizeof(*a->counts));
+			if (c)
+				a->counts = c;
+			if (u && c)
+				a->cap = ncap;
+		}
+		if (a->n < a->cap) {
+			snprintf(a->uids[a->n], 65, "%s", uid);
+			a->counts[a->n] = diana_dataset_get(ds, "NumberOfStudyRelatedInstances", &cnt) == 0 && cnt
+			                      ? strtol(cnt, NULL, 10)
+			                      : -1;
+			a->n++;
+		}
+	}
+	diana_free(uid);
+	diana_free(cnt);
+	diana_error_clear();
+	return 0;
+}
+
+static int poll_find(diana_pipeline *p, uint32_t *handled)
+{
+	struct poll_answer a;
+	const char **keys;
+	char date[96];
+	time_t from = (time_t)((wall_ms() - p->poll.lookback_ms) / 1000), to = time(NULL);
+	struct tm tf, tt;
+	size_t i, k, nk = 0;
+	int rc;
+
+	memset(&a, 0, sizeof(a));
+	a.p = p;
+	localtime_r(&from, &tf);
+	localtime_r(&to, &tt);
+	snprintf(date, sizeof(date), "StudyDate=%04d%02d%02d-%04d%02d%02d", tf.tm_year + 1900, tf.tm_mon + 1,
+	         tf.tm_mday, tt.tm_year + 1900, tt.tm_mon + 1, tt.tm_mday);
+	keys = calloc(p->poll.nkeys + 3, sizeof(*keys));
+	if (!keys)
+		return diana__error_oom();
+	keys[nk++] = date;
+	keys[nk++] = "NumberOfStudyRelatedInstances";
+	for (k = 0; k < p->poll.nkeys; k++)
+		keys[nk++] = p->poll.keys[k];
+	rc = diana_session_find(p->source, DIANA_LEVEL_STUDY, keys, nk, on_poll_answer, &a, NULL);
+	free(keys);
+	if (rc < 0) {
+		free(a.uids);
+		free(a.counts);
+		return rc;
+	}
+	for (i = 0; i < a.n && !atomic_load(&p->stop); i++) {
+		char key[65];
+		struct pending_study *ps = NULL;
+		if (study_key(p, a.uids[i], key) < 0 || history_has(p, key))
+			continue;
+		for (k = 0; k < p->npend; k++)
+			if (strcmp(p->pend[k].uid, a.uids[i]) == 0)
+				ps = &p->pend[k];
+		if (!ps) {
+			if (p->npend == p->cappend) {
+				size_t ncap = p->cappend ? p->cappend * 2 : 16;
+				struct pending_study *nv = realloc(p->pend, ncap * sizeof(*nv));
+				if (!nv)
+					break;
+				p->pend = nv;
+				p->cappend = ncap;
+			}
+			ps = &p->pend[p->npend++];
+			snprintf(ps->uid, sizeof(ps->uid), "%s", a.uids[i]);
+			ps->count = a.counts[i];
+			ps->changed_ms = diana__now_ms();
+			continue;
+		}
+		if (ps->count != a.counts[i]) {
+			ps->count = a.counts[i];
+			ps->changed_ms = diana__now_ms();
+			continue;
+		}
+		if (diana__now_ms() - ps->changed_ms < p->poll.quiet_ms)
+			continue;
+		/* quiet long enough: complete */
+		rc = handle_study(p, ps->uid, wall_ms(), wall_ms() - (diana__now_ms() - ps->changed_ms));
+		if (rc < 0)
+			break;
+		if (handled)
+			(*handled)++;
+		*ps = p->pend[--p->npend];
+	}
+	free(a.uids);
+	free(a.counts);
+	return rc < 0 ? rc : 0;
+}
+
 int diana_pipeline_run_once(diana_pipeline *p, uint32_t *studies)
 {
+	uint32_t n = 0;
+	int rc;
 	if (!p)
 		return diana__error_set(DIANA_EINVAL, "NULL pipeline");
-	return poll_once(p, studies);
+	switch (p->source_kind) {
+	case SRC_POLL:
+		spool_flush(p, NULL);
+		rc = poll_find(p, &n);
+		break;
+	case SRC_SCP:
+		spool_flush(p, NULL);
+		rc = diana__scp_source_poll(p->scp, &n);
+		break;
+	default:
+		return poll_once(p, studies);
+	}
+	if (studies)
+		*studies = n;
+	return rc;
 }
 
 int diana_pipeline_run(diana_pipeline *p)
@@ -1336,10 +1630,10 @@ int diana_pipeline_run(diana_pipeline *p)
 	if (!p)
 		return diana__error_set(DIANA_EINVAL, "NULL pipeline");
 	p->running = 1;
-	diana__log(DIANA_LOG_INFO, "pipeline", "watching %s for %s", diana_session_uri(p->source), p->events);
+	diana__log(DIANA_LOG_INFO, "pipeline", "watching %s", p->source ? diana_session_uri(p->source) : "a storage SCP");
 	while (!atomic_load(&p->stop)) {
 		if (diana__now_ms() >= next) {
-			rc = poll_once(p, NULL);
+			rc = diana_pipeline_run_once(p, NULL);
 			if (rc == DIANA_EIO || rc == DIANA_ENOSPC) {
 				/* the state cannot be written: going on would repeat studies */
 				p->running = 0;

@@ -80,4 +80,24 @@ typedef struct diana__latency {
 	int64_t detect_ms, retrieved_ms, model_ms, delivered_ms; /* wall clock ms (epoch) */
 } diana__latency;
 
+/**
+ * For sources that receive studies themselves (a storage SCP): process the
+ * study whose files are in `src_dir` (moved away or removed afterwards):
+ * history check, de-identification when configured, filter, model, sinks,
+ * as for a retrieved study. 0 when handled, <0 to try again later.
+ */
+int diana__pipeline_handle_dir(diana_pipeline *p, const char *uid, const char *src_dir, int64_t detect_ms,
+                               int64_t arrival_ms);
+
+/*
+ * A storage SCP source (source_scp.c): listens for C-STORE, groups received
+ * instances by study, and hands a study to diana__pipeline_handle_dir() once
+ * no instance of it arrived for `quiet_s`. Configuration: the "listen"
+ * object of "source": {"aet", "port", "bind" (default 127.0.0.1), "quiet_s"}.
+ */
+typedef struct diana__scp_source diana__scp_source;
+int diana__scp_source_new(diana_pipeline *p, const cJSON *listen, const char *spool_dir, diana__scp_source **out);
+int diana__scp_source_poll(diana__scp_source *s, uint32_t *handled);
+void diana__scp_source_free(diana__scp_source *s);
+
 #endif /* DIANA_PIPELINE_INT_H */
