@@ -558,6 +558,13 @@ typedef struct walk {
 	diana_session *s;
 } walk;
 
+/* qsort() that accepts an empty (NULL) array */
+static void sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
+{
+	if (n > 1)
+		qsort(base, n, size, cmp);
+}
+
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -602,7 +609,7 @@ static int walk_dir(walk *w, diana__buf *path, size_t root_len, int depth)
 	}
 	closedir(d);
 	if (!rc)
-		qsort(names, nn, sizeof *names, cmp_str);
+		sort(names, nn, sizeof *names, cmp_str);
 	for (size_t i = 0; i < nn && !rc; i++) {
 		struct stat st;
 		path->len = base;
@@ -1024,7 +1031,7 @@ static int str_ptr_cmp(const void *a, const void *b)
 /* distinct values, sorted, joined with '\' into x->tmp */
 static const char *distinct(ctx *x, const char **vals, size_t n)
 {
-	qsort(vals, n, sizeof *vals, str_ptr_cmp);
+	sort(vals, n, sizeof *vals, str_ptr_cmp);
 	x->tmp.len = 0;
 	diana__buf_puts(&x->tmp, "");
 	for (size_t i = 0; i < n; i++) {
@@ -1381,7 +1388,7 @@ static int folder_find(diana_session *s, int level, const diana__keys *keys, dia
 		for (size_t i = 0; i < f->nstudies; i++)
 			if (f->studies[i]->ninst)
 				sorted[ns++] = f->studies[i];
-		qsort(sorted, ns, sizeof *sorted, study_ptr_cmp);
+		sort(sorted, ns, sizeof *sorted, study_ptr_cmp);
 		for (size_t i = 0; i < ns && !rc;) {
 			size_t j = i + 1;
 			while (j < ns && strcmp(nz(sorted[j]->v[A_PATIENT_ID]),
@@ -1443,7 +1450,7 @@ static int folder_find(diana_session *s, int level, const diana__keys *keys, dia
 	if (rc < 0)
 		goto out;
 	rc = 0;
-	qsort(cands, nc, sizeof *cands, cand_cmp);
+	sort(cands, nc, sizeof *cands, cand_cmp);
 	for (size_t i = 0; i < nc; i++) {
 		if (diana__session_cancelled(s)) {
 			rc = DIANA_ECANCELLED;
@@ -1516,9 +1523,10 @@ static int folder_retrieve(diana_session *s, const char *study_uid, const char *
 			ser = diana__malloc((st->nser ? st->nser : 1) * sizeof *ser);
 			if (!ser)
 				return DIANA_ENOMEM;
-			memcpy(ser, st->ser, st->nser * sizeof *ser);
+			if (st->nser)
+				memcpy(ser, st->ser, st->nser * sizeof *ser);
 			nser = st->nser;
-			qsort(ser, nser, sizeof *ser, series_ptr_cmp);
+			sort(ser, nser, sizeof *ser, series_ptr_cmp);
 		}
 		for (size_t j = 0; j < nser && !rc; j++) {
 			size_t start = n;
@@ -1527,7 +1535,7 @@ static int folder_retrieve(diana_session *s, const char *study_uid, const char *
 					list[n++] = ser[j]->inst[k];
 			}
 			if (!rc)
-				qsort(list + start, n - start, sizeof *list, inst_ptr_cmp);
+				sort(list + start, n - start, sizeof *list, inst_ptr_cmp);
 		}
 		if (ser != &one)
 			free(ser);
