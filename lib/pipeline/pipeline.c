@@ -27,6 +27,8 @@
 
 #include <openssl/evp.h>
 
+#include <diana/dose.h>
+
 #include "pipeline_int.h"
 #include "filter.h"
 #include "sr.h"
@@ -100,6 +102,9 @@ struct diana_pipeline {
 	size_t npend, cappend;
 	cJSON *listen;
 	diana__scp_source *scp;
+	char **modalities;         /* StableSeries: only series of these modalities */
+	size_t nmodalities;
+	int builtin_dose;          /* model: the built-in RDSR parser */
 	int64_t cursor;
 	int cursor_loaded;
 	atomic_int stop;
@@ -426,7 +431,8 @@ static int secret_value(diana_pipeline *p, const cJSON *o, const char *key, cons
 static int parse_sink(diana_pipeline *p, const cJSON *o, int index)
 {
 	static const char *const known[] = { "type", "url", "url_file", "secret", "secret_file", "header", "path",
-		                                 "uri", "model_name", "series_description", "timeout_s", NULL };
+		                                 "uri", "model_name", "series_description", "timeout_s", "token",
+		                                 "token_file", "index", "sourcetype", "ca_file", NULL };
 	diana__sink *s = &p->sinks[index];
 	char where[32];
 	const char *type = jstr(o, "type");
@@ -461,6 +467,24 @@ static int parse_sink(diana_pipeline *p, const cJSON *o, int index)
 			if (jstr(o, "header"))
 				s->header = diana__strdup(jstr(o, "header"));
 		}
+	} else if (strcmp(type, "splunk") == 0) {
+		char *tok = NULL;
+		size_t n = 0;
+		s->type = SINK_SPLUNK;
+		rc = secret_value(p, o, "url", where, 1, &s->url, NULL);
+		if (rc < 0)
+			return rc;
+		rc = secret_value(p, o, "token", where, 1, &tok, &n);
+		if (rc < 0)
+			return rc;
+		s->secret = (uint8_t *)tok;
+		s->secret_len = n;
+		if (jstr(o, "index"))
+			s->index = diana__strdup(jstr(o, "index"));
+		if (jstr(o, "sourcetype"))
+			s->sourcetype = diana__strdup(jstr(o, "sourcetype"));
+		if (jstr(o, "ca_file"))
+			s->ca_file = join_path(p->base_dir, jstr(o, "ca_file"));
 	} else if (strcmp(type, "jsonl") == 0) {
 		s->type = SINK_JSONL;
 		if (!jstr(o, "path"))
@@ -480,7 +504,7 @@ static int parse_sink(diana_pipeline *p, const cJSON *o, int index)
 		if (jstr(o, "series_description"))
 			s->series_description = diana__strdup(jstr(o, "series_description"));
 	} else {
-		return diana__error_set(DIANA_EINVAL, "%s.type: unknown sink '%.20s' (slack, webhook, jsonl, sr)", where, type);
+		return diana__error_set(DIANA_EINVAL, "%s.type: unknown sink '%.20s' (slack, webhook, jsonl, sr, splunk)", where, type);
 	}
 	return 0;
 }
@@ -489,9 +513,9 @@ static int parse_config(diana_pipeline *p, const cJSON *c, int have_c_model)
 {
 	static const char *const known[] = { "source", "filter", "model", "sinks", "state", "anonymize", "name", NULL };
 	static const char *const src_known[] = { "uri", "uri_file", "events", "cursor", "poll_s", "start", "poll",
-		                                     "listen", NULL };
+		                                     "listen", "modalities", NULL };
 	static const char *const poll_known[] = { "lookback_min", "quiet_s", "keys", NULL };
-	static const char *const model_known[] = { "command", "timeout_s", "name", NULL };
+	static const char *const model_known[] = { "command", "timeout_s", "name", "builtin", NULL };
 	static const char *const anon_known[] = { "secret_file", "options", "key", NULL };
 	const cJSON *src, *m, *sinks, *it, *anon;
 	char *uri = NULL;
@@ -545,6 +569,22 @@ static int parse_config(diana_pipeline *p, const cJSON *c, int have_c_model)
 	p->events = diana__strdup(jstr(src, "events") ? jstr(src, "events") : "StableStudy");
 	if (strcmp(p->events, "StableStudy") != 0 && strcmp(p->events, "StableSeries") != 0)
 		return diana__error_set(DIANA_EINVAL, "source.events: StableStudy or StableSeries");
+	{
+		const cJSON *mods = cJSON_GetObjectItemCaseSensitive(src, "modalities"), *mo;
+		if (mods) {
+			if (!cJSON_IsArray(mods) || strcmp(p->events, "StableSeries") != 0)
+				return diana__error_set(DIANA_EINVAL, "source.modalities: an array, with \"events\": \"StableSeries\"");
+			p->modalities = calloc((size_t)cJSON_GetArraySize(mods) + 1, sizeof(char *));
+			if (!p->modalities)
+				return diana__error_oom();
+			cJSON_ArrayForEach(mo, mods)
+			{
+				if (!cJSON_IsString(mo))
+					return diana__error_set(DIANA_EINVAL, "source.modalities: strings");
+				p->modalities[p->nmodalities++] = diana__strdup(mo->valuestring);
+			}
+		}
+	}
 	p->poll_ms = cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(src, "poll_s"))
 	                 ? (int64_t)(cJSON_GetObjectItemCaseSensitive(src, "poll_s")->valuedouble * 1000)
 	                 : 2000;
@@ -567,7 +607,14 @@ static int parse_config(diana_pipeline *p, const cJSON *c, int have_c_model)
 		size_t n = 0;
 		if ((rc = check_keys(m, "model", model_known)) < 0)
 			return rc;
-		p->model_name = diana__strdup(jstr(m, "name") ? jstr(m, "name") : "model");
+		p->model_name = diana__strdup(jstr(m, "name") ? jstr(m, "name") : (jstr(m, "builtin") ? jstr(m, "builtin") : "model"));
+		if (jstr(m, "builtin")) {
+			if (strcmp(jstr(m, "builtin"), "dose") != 0)
+				return diana__error_set(DIANA_EINVAL, "model.builtin: unknown model (dose)");
+			if (cmd)
+				return diana__error_set(DIANA_EINVAL, "model: give command or builtin, not both");
+			p->builtin_dose = 1;
+		}
 		if (cmd) {
 			if (!cJSON_IsArray(cmd) || cJSON_GetArraySize(cmd) < 1)
 				return diana__error_set(DIANA_EINVAL, "model.command: a non-empty array of strings");
@@ -592,7 +639,7 @@ static int parse_config(diana_pipeline *p, const cJSON *c, int have_c_model)
 	}
 	if (!p->model_name)
 		p->model_name = diana__strdup("model");
-	if (!p->have_cmd && !have_c_model)
+	if (!p->have_cmd && !have_c_model && !p->builtin_dose)
 		return diana__error_set(DIANA_EINVAL, "model.command: missing (or give a model callback)");
 	/* de-identification before the model */
 	anon = cJSON_GetObjectItemCaseSensitive(c, "anonymize");
@@ -777,6 +824,11 @@ void diana_pipeline_free(diana_pipeline *p)
 		free(p->poll.keys);
 	}
 	free(p->pend);
+	if (p->modalities) {
+		for (k = 0; k < p->nmodalities; k++)
+			free(p->modalities[k]);
+		free(p->modalities);
+	}
 	diana__filter_free(p->filter);
 	for (i = 0; i < p->nsinks; i++)
 		diana__sink_dispose(&p->sinks[i]);
@@ -1110,9 +1162,12 @@ static void add_latency(diana_pipeline *p, const diana__latency *l)
 
 static int process_dir(diana_pipeline *p, const char *key, char *dir, size_t dircap, uint32_t ninst,
                        diana__latency lat, int64_t arrival_ms, const char *uid);
+static int handle_study(diana_pipeline *p, const char *uid, const char *series_uid, int64_t detect_ms,
+                        int64_t arrival_ms);
 
 /* handle one study; 0 when handled (processed, filtered out or failed for good), <0 to try again later */
-static int handle_study(diana_pipeline *p, const char *uid, int64_t detect_ms, int64_t arrival_ms)
+static int handle_study(diana_pipeline *p, const char *uid, const char *series_uid, int64_t detect_ms,
+                        int64_t arrival_ms)
 {
 	char key[65], dir[4300];
 	retrieved r;
@@ -1120,7 +1175,7 @@ static int handle_study(diana_pipeline *p, const char *uid, int64_t detect_ms, i
 	diana_transfer_stats ts = DIANA_TRANSFER_STATS_INIT;
 	int rc;
 
-	rc = study_key(p, uid, key);
+	rc = study_key(p, series_uid ? series_uid : uid, key);
 	if (rc < 0)
 		return rc;
 	if (history_has(p, key))
@@ -1138,7 +1193,7 @@ static int handle_study(diana_pipeline *p, const char *uid, int64_t detect_ms, i
 	memset(&r, 0, sizeof(r));
 	r.dir = dir;
 	r.profile = p->profile;
-	rc = diana_session_retrieve(p->source, uid, NULL, NULL, keep_cb, &r, &ts);
+	rc = diana_session_retrieve(p->source, uid, series_uid, NULL, keep_cb, &r, &ts);
 	if (rc < 0) {
 		diana__log(DIANA_LOG_WARNING, "pipeline", "retrieve failed: %s", diana_error_message());
 		pthread_mutex_lock(&p->lock);
@@ -1212,6 +1267,58 @@ int diana__pipeline_handle_dir(diana_pipeline *p, const char *uid, const char *s
 	return process_dir(p, key, dir, sizeof(dir), n, lat, arrival_ms, uid);
 }
 
+/* the built-in dose model: every radiation dose report of the folder parsed (doc/dose.md) */
+static void dose_walk(const char *dir, int depth, cJSON *docs, int *others)
+{
+	DIR *d;
+	struct dirent *e;
+	if (depth > 6 || !(d = opendir(dir)))
+		return;
+	while ((e = readdir(d)) != NULL) {
+		char path[4400];
+		struct stat sb;
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (stat(path, &sb) != 0)
+			continue;
+		if (S_ISDIR(sb.st_mode)) {
+			dose_walk(path, depth + 1, docs, others);
+		} else {
+			char *json = NULL;
+			if (diana_dose_from_file(&json, path, NULL) == 0) {
+				cJSON *doc = cJSON_Parse(json);
+				if (doc)
+					cJSON_AddItemToArray(docs, doc);
+			} else {
+				(*others)++;
+				diana_error_clear();
+			}
+			diana_free(json);
+		}
+	}
+	closedir(d);
+}
+
+static int dose_model(const char *dir, char **result)
+{
+	cJSON *r = cJSON_CreateObject(), *docs;
+	char summary[96];
+	int others = 0;
+
+	if (!r || !(docs = cJSON_AddArrayToObject(r, "dose"))) {
+		cJSON_Delete(r);
+		return diana__error_oom();
+	}
+	dose_walk(dir, 0, docs, &others);
+	snprintf(summary, sizeof(summary), "%d radiation dose report%s", cJSON_GetArraySize(docs),
+	         cJSON_GetArraySize(docs) == 1 ? "" : "s");
+	cJSON_AddStringToObject(r, "summary", summary);
+	*result = cJSON_PrintUnformatted(r);
+	cJSON_Delete(r);
+	return *result ? 0 : diana__error_oom();
+}
+
 static int process_dir(diana_pipeline *p, const char *key, char *dir, size_t dircap, uint32_t ninst,
                        diana__latency lat, int64_t arrival_ms, const char *uid)
 {
@@ -1263,7 +1370,9 @@ static int process_dir(diana_pipeline *p, const char *key, char *dir, size_t dir
 		diana_dataset_get(h, "AccessionNumber", &acc);
 		diana_dataset_get(h, "StudyInstanceUID", &suid);
 		diana_error_clear();
-		if (p->model) {
+		if (p->builtin_dose) {
+			rc = dose_model(dir, &result);
+		} else if (p->model) {
 			diana_model_input in;
 			diana_model_output mo = { NULL };
 			memset(&in, 0, sizeof(in));
@@ -1397,8 +1506,8 @@ static int on_change(const diana_change *c, void *ud)
 {
 	struct change_ctx *x = ud;
 	diana_pipeline *p = x->p;
-	char uid[65];
-	int rc;
+	char uid[65], series[65];
+	int rc, with_series = 0;
 
 	if (atomic_load(&p->stop))
 		return 1;
@@ -1406,7 +1515,24 @@ static int on_change(const diana_change *c, void *ud)
 		x->last_done = c->seq;
 		return 0;
 	}
-	rc = diana__orthanc_study_uid(p->source, c->resource_type, c->id, uid);
+	if (strcmp(c->resource_type, "Series") == 0 && strcmp(p->events, "StableSeries") == 0) {
+		char mod[17];
+		rc = diana__orthanc_series_info(p->source, c->id, uid, series, mod);
+		if (rc == 0 && p->nmodalities) {
+			size_t k;
+			int want = 0;
+			for (k = 0; k < p->nmodalities; k++)
+				if (strcmp(p->modalities[k], mod) == 0)
+					want = 1;
+			if (!want) {
+				x->last_done = c->seq; /* not a series of interest: nothing retrieved */
+				return 0;
+			}
+		}
+		with_series = 1;
+	} else {
+		rc = diana__orthanc_study_uid(p->source, c->resource_type, c->id, uid);
+	}
 	if (rc == DIANA_ENOTFOUND) { /* deleted meanwhile */
 		diana_error_clear();
 		x->last_done = c->seq;
@@ -1428,7 +1554,7 @@ static int on_change(const diana_change *c, void *ud)
 			tm.tm_isdst = -1;
 			arrival = (int64_t)mktime(&tm) * 1000;
 		}
-		rc = handle_study(p, uid, wall_ms(), arrival);
+		rc = handle_study(p, uid, with_series ? series : NULL, wall_ms(), arrival);
 	}
 	if (rc < 0) {
 		x->error = rc;
@@ -1587,7 +1713,7 @@ static int poll_find(diana_pipeline *p, uint32_t *handled)
 		if (diana__now_ms() - ps->changed_ms < p->poll.quiet_ms)
 			continue;
 		/* quiet long enough: complete */
-		rc = handle_study(p, ps->uid, wall_ms(), wall_ms() - (diana__now_ms() - ps->changed_ms));
+		rc = handle_study(p, ps->uid, NULL, wall_ms(), wall_ms() - (diana__now_ms() - ps->changed_ms));
 		if (rc < 0)
 			break;
 		if (handled)

@@ -40,7 +40,7 @@ int diana__model_command(const diana__command_model *m, const char *study_dir, c
 
 /* ------------------------------------------------------------------ sinks */
 
-enum { SINK_SLACK = 1, SINK_WEBHOOK, SINK_JSONL, SINK_SR };
+enum { SINK_SLACK = 1, SINK_WEBHOOK, SINK_JSONL, SINK_SR, SINK_SPLUNK };
 
 typedef struct diana__sink {
 	int type;
@@ -53,6 +53,7 @@ typedef struct diana__sink {
 	char *sr_uri;      /* sr: where to store */
 	char *model_name;  /* sr */
 	char *series_description; /* sr */
+	char *index, *sourcetype, *ca_file; /* splunk (the token is `secret`) */
 	int64_t timeout_ms;
 } diana__sink;
 

@@ -15,6 +15,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <diana/dose.h>
+
 #include "pipeline_int.h"
 #include "../net/net.h"
 
@@ -36,6 +38,9 @@ void diana__sink_dispose(diana__sink *s)
 	free(s->sr_uri);
 	free(s->model_name);
 	free(s->series_description);
+	free(s->index);
+	free(s->sourcetype);
+	free(s->ca_file);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -96,6 +101,11 @@ char *diana__sink_payload(const diana__sink *s, const cJSON *record)
 	switch (s->type) {
 	case SINK_SLACK:
 		return slack_payload(record);
+	case SINK_SPLUNK: {
+		/* the dose documents of the built-in dose model, as a JSON array */
+		const cJSON *docs = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(record, "result"), "dose");
+		return cJSON_IsArray(docs) ? cJSON_PrintUnformatted(docs) : diana__strdup("[]");
+	}
 	default:
 		return cJSON_PrintUnformatted(record);
 	}
@@ -199,6 +209,55 @@ static int store_sr(const diana__sink *s, const char *path)
 	return rc;
 }
 
+static int splunk(const diana__sink *s, const char *body)
+{
+	diana_dose_hec_options o = DIANA_DOSE_HEC_OPTIONS_INIT;
+	diana_dose_sink *hec = NULL;
+	cJSON *docs = cJSON_Parse(body);
+	const cJSON *doc;
+	uint64_t n = 0;
+	int rc;
+
+	if (!cJSON_IsArray(docs)) {
+		cJSON_Delete(docs);
+		return diana__error_set(DIANA_EINVAL, "splunk: the spooled entry is not a list of dose documents");
+	}
+	if (cJSON_GetArraySize(docs) == 0) {
+		cJSON_Delete(docs);
+		return 0; /* nothing to send for this study */
+	}
+	o.url = s->url;
+	o.token = (const char *)s->secret;
+	o.index = s->index;
+	o.sourcetype = s->sourcetype;
+	o.ca_file = s->ca_file;
+	o.retries = 0; /* the spool retries */
+	if (s->timeout_ms > 0)
+		o.timeout_ms = s->timeout_ms;
+	rc = diana_dose_sink_new_hec(&hec, &o);
+	cJSON_ArrayForEach(doc, docs)
+	{
+		char *text;
+		if (rc < 0)
+			break;
+		text = cJSON_PrintUnformatted(doc);
+		if (!text) {
+			rc = diana__error_oom();
+			break;
+		}
+		rc = diana_dose_sink_add(hec, text);
+		cJSON_free(text);
+		n++;
+	}
+	if (rc == 0)
+		rc = diana_dose_sink_flush(hec);
+	if (rc == 0 && diana_dose_sink_delivered(hec) < n)
+		rc = diana__error_set(DIANA_EPACS, "splunk: not every event was accepted");
+	diana_dose_sink_free(hec);
+	cJSON_Delete(docs);
+	return rc;
+}
+
 int diana__sink_deliver(const diana__sink *s, const diana__delivery *d)
 {
 	switch (s->type) {
@@ -222,6 +281,8 @@ int diana__sink_deliver(const diana__sink *s, const diana__delivery *d)
 		return append_line(s->path, d->body);
 	case SINK_SR:
 		return store_sr(s, d->body);
+	case SINK_SPLUNK:
+		return splunk(s, d->body);
 	default:
 		return diana__error_set(DIANA_EINVAL, "unknown sink");
 	}

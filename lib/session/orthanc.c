@@ -961,6 +961,37 @@ int diana__orthanc_study_uid(diana_session *s, const char *resource_type, const 
 	return uid[0] ? 0 : diana__error_set(DIANA_EPACS, "Orthanc resource without a Study Instance UID");
 }
 
+int diana__orthanc_series_info(diana_session *s, const char *id, char study_uid[65], char series_uid[65],
+                               char modality[17])
+{
+	char path[200];
+	cJSON *j = NULL;
+	const cJSON *tags;
+	const char *v;
+	int rc;
+
+	study_uid[0] = series_uid[0] = modality[0] = '\0';
+	if (!s || s->kind != DIANA_SESSION_ORTHANC || !id || strlen(id) > 100 || strchr(id, '/'))
+		return diana__error_set(DIANA_EINVAL, "Orthanc series: bad arguments");
+	snprintf(path, sizeof(path), "/series/%s", id);
+	rc = oc_json(s, "GET", path, NULL, NULL, "Orthanc series", &j);
+	if (rc < 0)
+		return rc;
+	tags = cJSON_GetObjectItemCaseSensitive(j, "MainDicomTags");
+	v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(tags, "SeriesInstanceUID"));
+	if (v && strlen(v) <= 64)
+		snprintf(series_uid, 65, "%s", v);
+	v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(tags, "Modality"));
+	if (v && strlen(v) <= 16)
+		snprintf(modality, 17, "%s", v);
+	v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "ParentStudy"));
+	rc = v ? diana__orthanc_study_uid(s, "Study", v, study_uid) : DIANA_EPACS;
+	cJSON_Delete(j);
+	if (rc == 0 && !series_uid[0])
+		rc = diana__error_set(DIANA_EPACS, "Orthanc series without a Series Instance UID");
+	return rc;
+}
+
 int diana__orthanc_has_modality(const diana_session *s)
 {
 	return s->impl && ((const orthanc *)s->impl)->modality != NULL;

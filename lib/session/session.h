@@ -172,6 +172,9 @@ int diana__orthanc_open(diana_session *s, const diana__uri *u);
  * "Instance" and its Orthanc ID, as in a change): for change feeds.
  */
 int diana__orthanc_study_uid(diana_session *s, const char *resource_type, const char *id, char uid[65]);
+/** Study and Series Instance UIDs and Modality of an Orthanc series (by its Orthanc ID). */
+int diana__orthanc_series_info(diana_session *s, const char *id, char study_uid[65], char series_uid[65],
+                               char modality[17]);
 /** True when an Orthanc session reaches a PACS through ?modality=. */
 int diana__orthanc_has_modality(const diana_session *s);
 int diana__dimse_session_open(diana_session *s, const diana__uri *u);

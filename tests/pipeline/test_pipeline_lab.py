@@ -299,3 +299,40 @@ def test_python_model_and_cli(tmp_path, receiver, monkeypatch):
     time.sleep(1.5)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=20) == 0
+
+
+def test_dose_watch_to_splunk(tmp_path, receiver):
+    """Radiation dose monitoring: SR series only (nothing else retrieved), the
+    built-in RDSR parser, events to a Splunk HTTP Event Collector (local receiver)."""
+    rdsr = os.path.join(env("DIANA_TEST_DATA"), "dicom", "rdsr", "synth-ct-rdsr.dcm")
+    token = tmp_path / "hec.token"
+    token.write_text("11111111-2222-3333-4444-555555555555\n")
+    token.chmod(0o600)
+    cfg = {
+        "source": {"uri": orthanc_uri("HELPER"), "events": "StableSeries", "modalities": ["SR"], "poll_s": 0.5},
+        "state": str(tmp_path / "dose-state"),
+        "model": {"builtin": "dose"},
+        "sinks": [{"type": "splunk", "url": receiver.url, "token_file": str(token), "index": "dose"},
+                  {"type": "jsonl", "path": str(tmp_path / "dose.jsonl")}],
+    }
+    data, _ = synth("PIPK")  # a CT study: its series is not SR, so it is never retrieved
+    with diana.Pipeline(cfg) as p:
+        p.run_once()
+        send(data, ["PIPK-CT-001"])
+        with diana.Session(orthanc_uri("HELPER")) as s:
+            assert not s.store([rdsr])["errors"]
+        st = wait_for(p, lambda s: s["processed"] >= 1 and s["pending"] == 0)
+        assert st["seen"] == 1, "the CT series was skipped without being retrieved"
+    hec = [r for r in receiver.requests if r[0] == "/services/collector/event"]
+    assert len(hec) == 1
+    _, headers, body = hec[0]
+    assert headers["Authorization"] == "Splunk 11111111-2222-3333-4444-555555555555"
+    events = [json.loads(x) for x in body.decode().replace("}{", "}\n{").splitlines() if x.strip()]
+    assert len(events) == 1 and events[0]["index"] == "dose"
+    ev = events[0]["event"]
+    assert ev["template"] and ev["events"], ev.keys()
+    assert isinstance(events[0]["time"], (int, float)) and events[0]["time"] > 0
+    doc = diana.dose(rdsr)
+    assert ev["sop_instance_uid"] == doc["sop_instance_uid"]
+    line = json.loads((tmp_path / "dose.jsonl").read_text().splitlines()[0])
+    assert line["result"]["summary"] == "1 radiation dose report"
