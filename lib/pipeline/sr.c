@@ -273,7 +273,9 @@ static void ds_g(char out[32], int p, double d)
 {
 	char *e, *w;
 
-	snprintf(out, 32, "%.*g", p, d);
+	/* at most 24 characters for p <= 17; the check keeps GCC's range analysis quiet */
+	if (snprintf(out, 32, "%.*g", p, d) >= 32)
+		out[31] = 0;
 	e = strchr(out, 'e');
 	if (!e)
 		return;
