@@ -714,8 +714,7 @@ void copy_source_to_fd(const SourceFile &src, uint64_t off, uint64_t len, int ou
 			return;
 		}
 		if (r < 0)
-			fail(errno == ENOSPC || errno == EDQUOT ? DIANA_EIO : DIANA_EIO, "cannot copy the pixel data: %s",
-			     strerror(errno));
+			fail(DIANA_EIO, "cannot copy the pixel data: %s", strerror(errno));
 		if (r == 0)
 			fail(DIANA_EIO, "the input file changed while it was being processed");
 		len -= static_cast<uint64_t>(r);
