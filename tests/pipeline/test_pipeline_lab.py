@@ -336,3 +336,39 @@ def test_dose_watch_to_splunk(tmp_path, receiver):
     assert ev["sop_instance_uid"] == doc["sop_instance_uid"]
     line = json.loads((tmp_path / "dose.jsonl").read_text().splitlines()[0])
     assert line["result"]["summary"] == "1 radiation dose report"
+
+
+def test_cfind_polling_source(tmp_path, monkeypatch):
+    """A PACS polled by C-FIND over DIMSE: a study is handled once its instance
+    count stayed the same for quiet_s; nothing is repeated after a restart."""
+    monkeypatch.setenv("DIANA_TEST_MODEL_MODE", "ok")
+    rest("PACS", "PUT", "/modalities/pipeline-poll", {"AET": "DIANA_W", "Host": "127.0.0.1", "Port": 14293})
+    data, rows = synth("PIPP")
+    files = []
+    for acc in sorted(os.listdir(data)):
+        d = os.path.join(data, acc)
+        if os.path.isdir(d):
+            files += [os.path.join(d, f) for f in sorted(os.listdir(d))]
+    with diana.Session(orthanc_uri("PACS")) as s:
+        assert not s.store(files)["errors"]
+    cfg = {
+        "source": {"uri": "dicom://%s@%s:%s?aet=DIANA_W" % (env("DIANA_LAB_PACS_AET"), env("DIANA_LAB_PACS_HOST"),
+                                                          env("DIANA_LAB_PACS_DICOM_PORT")),
+                   "poll": {"lookback_min": 5000000, "quiet_s": 1, "keys": {"AccessionNumber": "PIPP-*"}}},
+        "state": str(tmp_path / "poll-state"),
+        "filter": {"tag": "Modality", "equals": "CT"},
+        "model": {"command": [os.path.join(HERE, "model.py")], "timeout_s": 30},
+        "sinks": [{"type": "jsonl", "path": str(tmp_path / "poll.jsonl")}],
+    }
+    with diana.Pipeline(cfg) as p:
+        assert p.run_once() == 0, "the first poll only notes the studies"
+        st = wait_for(p, lambda s: s["seen"] >= 2 and s["processed"] >= 1, timeout=30)
+        assert st["matched"] == 1
+    lines = [json.loads(x) for x in (tmp_path / "poll.jsonl").read_text().splitlines()]
+    assert len(lines) == 1 and lines[0]["study_instance_uid"] == rows["PIPP-CT-001"][2]
+    with diana.Pipeline(cfg) as p:
+        for _ in range(4):
+            p.run_once()
+            time.sleep(0.5)
+        assert p.stats()["seen"] == 0
+    assert len((tmp_path / "poll.jsonl").read_text().splitlines()) == 1
