@@ -647,14 +647,17 @@ static int walk_dir(walk *w, diana__buf *path, size_t root_len, int depth)
 				w->dicomdirs++;
 				continue;
 			}
+			size_t old_cap = w->cap;
 			if ((rc = grow((void **)&w->rel, &w->cap, w->n, sizeof *w->rel)))
 				break;
-			uint64_t *sz = realloc(w->size, w->cap * sizeof *sz);
-			if (!sz) {
-				rc = diana__error_oom();
-				break;
+			if (old_cap != w->cap) {
+				uint64_t *sz = realloc(w->size, w->cap * sizeof *sz);
+				if (!sz) {
+					rc = diana__error_oom();
+					break;
+				}
+				w->size = sz;
 			}
-			w->size = sz;
 			if (!(w->rel[w->n] = diana__strdup(path->data + root_len))) {
 				rc = DIANA_ENOMEM;
 				break;

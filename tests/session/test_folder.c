@@ -750,6 +750,39 @@ static int stop_retrieve(const diana_instance *in, void *user_data)
 	return 7;
 }
 
+static int cancel_after_first(const diana_instance *in, void *user_data)
+{
+	diana_session_cancel(user_data);
+	return 0;
+}
+
+static int cancel_in_find(const diana_dataset *ds, void *user_data)
+{
+	diana_session_cancel(user_data);
+	return 0;
+}
+
+Test(folder, cancel_stops_retrieve_and_find)
+{
+	answers a;
+	synth("src");
+	read_manifest("src");
+	diana_session *s = open_folder(path_in("src"));
+	diana_transfer_stats st = DIANA_TRANSFER_STATS_INIT;
+	cr_assert_eq(diana_session_retrieve(s, row_by_acc("DIANA-CT-001")->uid, NULL, NULL,
+	                                    cancel_after_first, s, &st),
+	             DIANA_ECANCELLED);
+	cr_assert_eq(st.instances, 1);
+	size_t count = 0;
+	cr_assert_eq(diana_session_find(s, DIANA_LEVEL_STUDY, NULL, 0, cancel_in_find, s, &count),
+	             DIANA_ECANCELLED);
+	cr_assert_eq(count, 1);
+	/* cleared when the operation returned: the session works again */
+	cr_assert_eq(find(s, DIANA_LEVEL_STUDY, &a, 0, NULL), 8);
+	answers_free(&a);
+	diana_session_free(s);
+}
+
 Test(folder, retrieve_keep_copies_and_stop)
 {
 	int calls = 0;
