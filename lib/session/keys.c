@@ -470,6 +470,8 @@ static int match_one(const diana__key *key, const char *kv, const char *v)
 	int is_pn = key->vr[0] == 'P' && key->vr[1] == 'N';
 	int is_range = (vr_is(key->vr, "DA TM DT")) && strchr(kv, '-') != NULL;
 
+	if (!*v)
+		return 0; /* an empty value matches only universal matching (handled by the caller) */
 	if (is_range) {
 		const char *dash = strchr(kv, '-');
 		size_t lo_n = (size_t)(dash - kv);

@@ -196,4 +196,7 @@ Test(session_unit, matching)
 	cr_expect(m("ModalitiesInStudy", "CT", "MR\\CT"), "any of the element's values");
 	cr_expect(!m("AccessionNumber", "A1", NULL), "absent element");
 	cr_expect(m("StudyDescription", "*HEAD*", "CT HEAD W/O"));
+	cr_expect(!m("StudyDate", "-20240301", ""), "an empty value is not in a range");
+	cr_expect(!m("PatientName", "A*", ""));
+	cr_expect(m("PatientName", "", ""), "universal matching matches empty values");
 }
