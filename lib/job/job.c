@@ -86,6 +86,15 @@ struct diana_job {
 	int thread_rc;
 	limiter queries, studies, bytes;
 	uint64_t done_items;
+	/* helper eviction in the background: studies safely written are deleted from the
+	   Orthanc helper by one thread with its own session, so workers never wait on it */
+	pthread_mutex_t ev_lock;
+	pthread_cond_t ev_cond;
+	char (*ev_queue)[65];
+	size_t ev_n, ev_cap;
+	int ev_stop, ev_started;
+	pthread_t ev_thread;
+	diana_session *ev_session;
 };
 
 typedef struct worker {
@@ -295,6 +304,8 @@ int diana_job_new(diana_job **out, diana_session *source, const diana_job_option
 	pthread_mutex_init(&j->lock, NULL);
 	pthread_mutex_init(&j->cb_lock, NULL);
 	pthread_mutex_init(&j->dest_lock, NULL);
+	pthread_mutex_init(&j->ev_lock, NULL);
+	pthread_cond_init(&j->ev_cond, NULL);
 	atomic_init(&j->cancelled, 0);
 	if (j->o.workers == 0)
 		j->o.workers = 1;
@@ -365,6 +376,9 @@ void diana_job_free(diana_job *j)
 	pthread_mutex_destroy(&j->lock);
 	pthread_mutex_destroy(&j->cb_lock);
 	pthread_mutex_destroy(&j->dest_lock);
+	pthread_mutex_destroy(&j->ev_lock);
+	pthread_cond_destroy(&j->ev_cond);
+	free(j->ev_queue);
 	pthread_mutex_destroy(&j->queries.lock);
 	pthread_mutex_destroy(&j->studies.lock);
 	pthread_mutex_destroy(&j->bytes.lock);
@@ -914,6 +928,91 @@ static int on_instance(const diana_instance *inst, void *ud)
 	return 0;
 }
 
+/* ------------------------------------------------------- helper eviction */
+
+static void evict_later(diana_job *j, const char *uid)
+{
+	pthread_mutex_lock(&j->ev_lock);
+	if (j->ev_n == j->ev_cap) {
+		size_t ncap = j->ev_cap ? j->ev_cap * 2 : 16;
+		void *nv = realloc(j->ev_queue, ncap * sizeof(*j->ev_queue));
+		if (nv) {
+			j->ev_queue = nv;
+			j->ev_cap = ncap;
+		}
+	}
+	if (j->ev_n < j->ev_cap) {
+		snprintf(j->ev_queue[j->ev_n], 65, "%.64s", uid);
+		j->ev_n++;
+		pthread_cond_signal(&j->ev_cond);
+	} else {
+		diana__log(DIANA_LOG_WARNING, "job", "out of memory: a study stays in the helper");
+	}
+	pthread_mutex_unlock(&j->ev_lock);
+}
+
+static void *evictor_main(void *arg)
+{
+	diana_job *j = arg;
+
+	for (;;) {
+		char uid[65];
+		pthread_mutex_lock(&j->ev_lock);
+		while (j->ev_n == 0 && !j->ev_stop)
+			pthread_cond_wait(&j->ev_cond, &j->ev_lock);
+		if (j->ev_n == 0 && j->ev_stop) {
+			pthread_mutex_unlock(&j->ev_lock);
+			break;
+		}
+		/* oldest first */
+		snprintf(uid, sizeof(uid), "%s", j->ev_queue[0]);
+		memmove(j->ev_queue, j->ev_queue + 1, (j->ev_n - 1) * sizeof(*j->ev_queue));
+		j->ev_n--;
+		pthread_mutex_unlock(&j->ev_lock);
+		if (diana__session_evict(j->ev_session, uid) < 0) {
+			diana__log(DIANA_LOG_WARNING, "job", "could not delete a study from the helper: %s",
+			           diana_error_message());
+			diana_error_clear();
+		}
+	}
+	return NULL;
+}
+
+static void evictor_start(diana_job *j)
+{
+	j->ev_started = 0;
+	j->ev_stop = 0;
+	if ((j->o.flags & (DIANA_JOB_KEEP_IN_HELPER | DIANA_JOB_DRY_RUN)) || !diana__session_has_cache(j->source))
+		return;
+	if (diana__session_clone(j->source, NULL, &j->ev_session) < 0) {
+		diana__log(DIANA_LOG_WARNING, "job", "no eviction session: studies stay in the helper (%s)",
+		           diana_error_message());
+		diana_error_clear();
+		return;
+	}
+	if (pthread_create(&j->ev_thread, NULL, evictor_main, j) != 0) {
+		diana_session_free(j->ev_session);
+		j->ev_session = NULL;
+		return;
+	}
+	j->ev_started = 1;
+}
+
+/* drain the queue (every study written is evicted, also after a cancel) and stop */
+static void evictor_stop(diana_job *j)
+{
+	if (!j->ev_started)
+		return;
+	pthread_mutex_lock(&j->ev_lock);
+	j->ev_stop = 1;
+	pthread_cond_signal(&j->ev_cond);
+	pthread_mutex_unlock(&j->ev_lock);
+	pthread_join(j->ev_thread, NULL);
+	diana_session_free(j->ev_session);
+	j->ev_session = NULL;
+	j->ev_started = 0;
+}
+
 /* one study of an item: retrieve, verify, sync, journal, forward, evict */
 static int do_study(worker *w, item *it, const found *f, int *skipped)
 {
@@ -1000,11 +1099,8 @@ static int do_study(worker *w, item *it, const found *f, int *skipped)
 		pthread_mutex_lock(&j->lock);
 		j->st.studies++;
 		pthread_mutex_unlock(&j->lock);
-		if (!(j->o.flags & DIANA_JOB_KEEP_IN_HELPER) && diana__session_evict(w->s, f->uid) < 0) {
-			diana__log(DIANA_LOG_WARNING, "job", "could not delete a study from the helper: %s",
-			           diana_error_message());
-			diana_error_clear();
-		}
+		if (j->ev_started)
+			evict_later(j, f->uid);
 	}
 	study_ctx_dispose(&c);
 	return rc;
@@ -1342,6 +1438,7 @@ int diana_job_run(diana_job *j)
 		j->nsessions = i + 1;
 		pthread_mutex_unlock(&j->lock);
 	}
+	evictor_start(j);
 	diana__log(DIANA_LOG_INFO, "job", "%zu work items, %d workers, from %s", j->n, nw, diana_session_uri(j->source));
 	for (i = 0; i < nw; i++) {
 		if (pthread_create(&th[i], NULL, worker_main, &ws[i]) != 0) {
@@ -1353,6 +1450,7 @@ int diana_job_run(diana_job *j)
 	}
 	for (i = 0; i < nw; i++)
 		pthread_join(th[i], NULL);
+	evictor_stop(j);
 out:
 	pthread_mutex_lock(&j->lock);
 	j->nsessions = 0;
