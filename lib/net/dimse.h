@@ -193,6 +193,53 @@ int diana__dimse_store(diana__dimse *d, const char *const *paths, size_t n,
                        diana__dimse_store_fn fn, void *user_data,
                        diana__dimse_result *res);
 
+/* ===================== standalone storage SCP (lib/net/dimse_scp.cpp) =====================
+ * A C-STORE/C-ECHO listener of its own (unlike the SCP above, which runs only
+ * while a C-MOVE does). A listener thread accepts associations and serves
+ * each in a thread of its own (at most max_associations at once; more are
+ * rejected, transient, "local limit exceeded"). Called AE title must be
+ * `aet`; calling AE titles are free or from an allow-list. Accepted: Verification and
+ * every storage SOP class, in the first transfer syntax the peer proposes among the
+ * uncompressed (implicit/explicit little endian, explicit big endian, deflated) and
+ * the common compressed ones (JPEG baseline/extended/lossless, JPEG-LS, JPEG 2000,
+ * HTJ2K, RLE); never transcoded. Each instance is received into dir/.partial/ (mode 0600,
+ * as received), synced, then renamed to dir/<StudyInstanceUID>/<SOPInstanceUID>.dcm
+ * (UIDs: digits and dots, at most 64 characters; anything else is refused with
+ * 0xC000) before the C-STORE response: success means the file is in place; a
+ * file that cannot be written gets 0xA700. Errors: one line, no element values.
+ * Thread safety: new/free on one thread; port/active/received from any thread.
+ */
+typedef struct diana__storescp diana__storescp;
+
+typedef struct diana__storescp_options {
+	const char *bind;                 /* address to listen on; NULL: "127.0.0.1" */
+	int port;                         /* 1..65535 or DIANA__DIMSE_ANY_PORT (required) */
+	const char *aet;                  /* our (called) AE title; NULL: "DIANA" */
+	const char *dir;                  /* where studies land (required; created 0700) */
+	const char *const *calling_aets;  /* NULL-terminated allow-list; NULL: any peer */
+	int max_associations;             /* in parallel; 0: 4 */
+	int64_t acse_timeout_ms;          /* association negotiation; 0: 30000 */
+	int64_t dimse_timeout_ms;         /* longest silence within an operation, and the
+	                                     idle time after which an association is closed;
+	                                     0: 60000 */
+	uint32_t max_pdu;                 /* largest PDU we receive; 0: 65536 */
+} diana__storescp_options;
+
+#define DIANA__STORESCP_OPTIONS_INIT { NULL, 0, NULL, NULL, NULL, 0, 0, 0, 0 }
+
+/** Bind, listen and start the listener thread. DIANA_EINVAL, DIANA_EIO (cannot bind or create dir). */
+int diana__storescp_new(diana__storescp **out, const diana__storescp_options *opts);
+/** The port listened on (useful with DIANA__DIMSE_ANY_PORT). */
+int diana__storescp_port(const diana__storescp *scp);
+/** 1 while an open association is receiving an instance and its last stored instance
+    belonged to `study_uid` (a study still arriving), else 0. */
+int diana__storescp_active(diana__storescp *scp, const char *study_uid);
+/** Instances stored so far. */
+uint64_t diana__storescp_received(diana__storescp *scp);
+/** Stop the listener, abort open associations, join the threads, close the socket. NULL ok. */
+void diana__storescp_free(diana__storescp *scp);
+/* =================== end of the standalone storage SCP =================== */
+
 #ifdef __cplusplus
 }
 #endif
