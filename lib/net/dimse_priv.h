@@ -17,6 +17,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,11 @@ struct diana__dimse {
 };
 
 namespace diana_dimse {
+
+/** Serialises accepts of every SCP: DCMTK passes accepted sockets through a process-wide
+ *  variable (dcmExternalSocketHandle). Defined in dimse_qr.cpp. */
+extern std::mutex g_accept_lock;
+
 
 /* One-time DCMTK set-up (log routing, dictionary check, SIGPIPE). 0 or error. */
 int global_init();

@@ -33,8 +33,9 @@ namespace diana_dimse {
 
 static const int k_slice_ms = 200;
 
-/* dcmExternalSocketHandle is process-wide: one accept at a time. */
-static std::mutex g_accept_lock;
+/* dcmExternalSocketHandle is process-wide: one accept at a time, for every SCP of the
+   process (the C-MOVE SCP here and the storage SCP of dimse_scp.cpp). */
+std::mutex g_accept_lock;
 
 static bool is_pending(uint16_t s)
 {

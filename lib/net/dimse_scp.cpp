@@ -41,9 +41,8 @@ using namespace diana_dimse;
 
 namespace {
 
-/* dcmExternalSocketHandle is process-wide: our accepts are serialised here.
-   (dimse_qr.cpp has its own lock for the C-MOVE SCP; see doc/pipeline-scp.md.) */
-std::mutex g_scp_accept_lock;
+/* dcmExternalSocketHandle is process-wide: accepts take diana_dimse::g_accept_lock,
+   shared with the C-MOVE SCP of dimse_qr.cpp. */
 
 const int k_slice_ms = 200;
 
@@ -204,7 +203,7 @@ T_ASC_Association *negotiate(diana__storescp *s, Worker *w, bool over_limit)
 		}
 	}
 	{
-		std::lock_guard<std::mutex> g(g_scp_accept_lock);
+		std::lock_guard<std::mutex> g(g_accept_lock);
 		dcmExternalSocketHandle.set(w->fd);
 		c = ASC_receiveAssociation(s->net, &a, (long)s->max_pdu, nullptr, nullptr, OFFalse, DUL_NOBLOCK,
 		                           s->acse_s);
@@ -718,7 +717,7 @@ static void scp_destroy(diana__storescp *s)
 			f = -1;
 		}
 	if (s->net) {
-		std::lock_guard<std::mutex> g(g_scp_accept_lock);
+		std::lock_guard<std::mutex> g(g_accept_lock);
 		ASC_dropNetwork(&s->net);
 	}
 	delete s;
@@ -786,7 +785,7 @@ extern "C" int diana__storescp_new(diana__storescp **out, const diana__storescp_
 	}
 	{
 		SigpipeGuard g;
-		std::lock_guard<std::mutex> l(g_scp_accept_lock);
+		std::lock_guard<std::mutex> l(g_accept_lock);
 		/* with an external socket set, an acceptor network binds nothing of its own
 		   (DCMTK would listen on 0.0.0.0) */
 		dcmExternalSocketHandle.set(s->listen_fd);

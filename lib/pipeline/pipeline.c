@@ -929,7 +929,8 @@ static uint64_t spool_flush(diana_pipeline *p, int64_t *delivered_at)
 		names[n++] = diana__strdup(e->d_name);
 	}
 	closedir(d);
-	qsort(names, n, sizeof(*names), cmp_names);
+	if (n)
+		qsort(names, n, sizeof(*names), cmp_names);
 	for (i = 0; i < n; i++) {
 		char path[4400];
 		uint8_t *data = NULL;
@@ -1050,7 +1051,8 @@ static int first_header(const char *dir, int depth, diana_dataset **out)
 		names[n++] = diana__strdup(e->d_name);
 	}
 	closedir(d);
-	qsort(names, n, sizeof(*names), cmp_names);
+	if (n)
+		qsort(names, n, sizeof(*names), cmp_names);
 	for (i = 0; i < n && rc < 0; i++) {
 		char p[4400];
 		struct stat sb;
