@@ -37,7 +37,7 @@
 
 #define MAX_SINKS 8
 
-enum { SRC_CHANGES = 1, SRC_POLL = 2, SRC_SCP = 3 };
+enum { SRC_CHANGES = 1, SRC_POLL = 2, SRC_SCP = 3, SRC_FOLDER = 4 };
 
 /* until source_scp.c is linked in */
 __attribute__((weak)) int diana__scp_source_new(diana_pipeline *p, const cJSON *listen, const char *spool_dir,
@@ -102,6 +102,9 @@ struct diana_pipeline {
 	size_t npend, cappend;
 	cJSON *listen;
 	diana__scp_source *scp;
+	char *inbox;               /* folder source: the watched folder */
+	char *inbox_staging;       /* its files, moved here by study */
+	int64_t inbox_quiet_ms;
 	char **modalities;         /* StableSeries: only series of these modalities */
 	size_t nmodalities;
 	int builtin_dose;          /* model: the built-in RDSR parser */
@@ -513,7 +516,7 @@ static int parse_config(diana_pipeline *p, const cJSON *c, int have_c_model)
 {
 	static const char *const known[] = { "source", "filter", "model", "sinks", "state", "anonymize", "name", NULL };
 	static const char *const src_known[] = { "uri", "uri_file", "events", "cursor", "poll_s", "start", "poll",
-		                                     "listen", "modalities", NULL };
+		                                     "listen", "modalities", "folder", "quiet_s", NULL };
 	static const char *const poll_known[] = { "lookback_min", "quiet_s", "keys", NULL };
 	static const char *const model_known[] = { "command", "timeout_s", "name", "builtin", NULL };
 	static const char *const anon_known[] = { "secret_file", "options", "key", NULL };
@@ -534,13 +537,25 @@ static int parse_config(diana_pipeline *p, const cJSON *c, int have_c_model)
 	p->listen = cJSON_GetObjectItemCaseSensitive(src, "listen")
 	                ? cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(src, "listen"), 1)
 	                : NULL;
-	rc = secret_value(p, src, "uri", "source", p->listen == NULL, &uri, NULL);
+	if (jstr(src, "folder")) {
+		const cJSON *q = cJSON_GetObjectItemCaseSensitive(src, "quiet_s");
+		if (p->listen || jstr(src, "uri") || jstr(src, "uri_file"))
+			return diana__error_set(DIANA_EINVAL, "source: give one of uri, listen, folder");
+		p->inbox = join_path(p->base_dir, jstr(src, "folder"));
+		if (!p->inbox)
+			return DIANA_ENOMEM;
+		p->inbox_quiet_ms = cJSON_IsNumber(q) ? (int64_t)(q->valuedouble * 1000) : 10000;
+		p->source_kind = SRC_FOLDER;
+	}
+	rc = secret_value(p, src, "uri", "source", p->listen == NULL && p->inbox == NULL, &uri, NULL);
 	if (rc < 0)
 		return rc;
 	if (uri && p->listen)
 		return diana__error_set(DIANA_EINVAL, "source: give uri or listen, not both");
 	p->source_uri = uri;
-	p->source_kind = p->listen ? SRC_SCP : (cJSON_GetObjectItemCaseSensitive(src, "poll") ? SRC_POLL : SRC_CHANGES);
+	if (!p->inbox)
+		p->source_kind = p->listen ? SRC_SCP
+		                           : (cJSON_GetObjectItemCaseSensitive(src, "poll") ? SRC_POLL : SRC_CHANGES);
 	if (p->source_kind == SRC_POLL) {
 		const cJSON *pc = cJSON_GetObjectItemCaseSensitive(src, "poll"), *lb, *q, *ks, *k;
 		if (!cJSON_IsObject(pc))
@@ -790,6 +805,21 @@ int diana_pipeline_new(diana_pipeline **out, const diana_pipeline_options *o)
 			                      "source: a change feed needs an orthanc+http(s):// URI (or use \"poll\")");
 			goto fail;
 		}
+	} else if (p->inbox) {
+		struct stat sb;
+		size_t n = strlen(p->state_dir) + 16;
+		if (stat(p->inbox, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+			rc = diana__error_set(DIANA_ENOTFOUND, "source.folder: no such folder");
+			goto fail;
+		}
+		p->inbox_staging = diana__malloc(n);
+		if (!p->inbox_staging) {
+			rc = DIANA_ENOMEM;
+			goto fail;
+		}
+		snprintf(p->inbox_staging, n, "%s/inbox", p->state_dir);
+		if ((rc = mkdir_p(p->inbox_staging)) < 0)
+			goto fail;
 	} else {
 		rc = diana__scp_source_new(p, p->listen, p->spool_dir, &p->scp);
 		if (rc < 0) {
@@ -818,6 +848,8 @@ void diana_pipeline_free(diana_pipeline *p)
 	diana_session_free(p->source);
 	diana__scp_source_free(p->scp);
 	cJSON_Delete(p->listen);
+	free(p->inbox);
+	free(p->inbox_staging);
 	if (p->poll.keys) {
 		for (k = 0; k < p->poll.nkeys; k++)
 			free(p->poll.keys[k]);
@@ -1727,6 +1759,91 @@ static int poll_find(diana_pipeline *p, uint32_t *handled)
 	return rc < 0 ? rc : 0;
 }
 
+/* ---- a watched folder: files settled for quiet_s are taken (moved) and grouped by study; a
+   study is handled once nothing was added to it for quiet_s */
+
+static int64_t mtime_ms(const struct stat *sb)
+{
+	return (int64_t)sb->st_mtim.tv_sec * 1000 + sb->st_mtim.tv_nsec / 1000000;
+}
+
+static void inbox_take(diana_pipeline *p, const char *dir, int depth)
+{
+	DIR *d;
+	struct dirent *e;
+	if (depth > 8 || !(d = opendir(dir)))
+		return;
+	while ((e = readdir(d)) != NULL) {
+		char path[4400], dst[4400];
+		struct stat sb;
+		diana_dataset_options o = DIANA_DATASET_OPTIONS_INIT;
+		diana_dataset *ds = NULL;
+		char *uid = NULL, *sop = NULL;
+		if (e->d_name[0] == '.')
+			continue; /* hidden and temporary files (writers' atomic renames) */
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (lstat(path, &sb) != 0)
+			continue;
+		if (S_ISDIR(sb.st_mode)) {
+			inbox_take(p, path, depth + 1);
+			continue;
+		}
+		if (!S_ISREG(sb.st_mode) || wall_ms() - mtime_ms(&sb) < p->inbox_quiet_ms)
+			continue; /* still being written */
+		o.flags = DIANA_OPEN_SKIP_PIXELS | DIANA_OPEN_LENIENT;
+		if (diana_dataset_open(&ds, path, &o) == 0 && diana_dataset_get(ds, "StudyInstanceUID", &uid) == 0 &&
+		    diana_dataset_get(ds, "SOPInstanceUID", &sop) == 0 && uid && sop && strlen(uid) <= 64 &&
+		    strlen(sop) <= 64 && strspn(uid, "0123456789.") == strlen(uid) &&
+		    strspn(sop, "0123456789.") == strlen(sop) && *uid && *sop) {
+			snprintf(dst, sizeof(dst), "%s/%s", p->inbox_staging, uid);
+			if (mkdir(dst, 0700) == 0 || errno == EEXIST) {
+				snprintf(dst + strlen(dst), sizeof(dst) - strlen(dst), "/%s.dcm", sop);
+				if (rename(path, dst) != 0)
+					diana__log(DIANA_LOG_WARNING, "pipeline", "folder source: cannot take a file (%s)",
+					           strerror(errno));
+				else {
+					/* the study folder's time says when it last grew */
+					char sdir[4400];
+					snprintf(sdir, sizeof(sdir), "%s/%s", p->inbox_staging, uid);
+					utimensat(AT_FDCWD, sdir, NULL, 0);
+				}
+			}
+		} else {
+			diana__log(DIANA_LOG_DEBUG, "pipeline", "folder source: a file that is not DICOM stays");
+		}
+		diana_free(uid);
+		diana_free(sop);
+		diana_dataset_free(ds);
+		diana_error_clear();
+	}
+	closedir(d);
+}
+
+static int poll_folder(diana_pipeline *p, uint32_t *handled)
+{
+	DIR *d;
+	struct dirent *e;
+	int rc = 0;
+
+	inbox_take(p, p->inbox, 0);
+	if (!(d = opendir(p->inbox_staging)))
+		return diana__error_errno(errno, "folder source");
+	while ((e = readdir(d)) != NULL && rc == 0 && !atomic_load(&p->stop)) {
+		char sdir[4400];
+		struct stat sb;
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(sdir, sizeof(sdir), "%s/%s", p->inbox_staging, e->d_name);
+		if (stat(sdir, &sb) != 0 || !S_ISDIR(sb.st_mode) || wall_ms() - mtime_ms(&sb) < p->inbox_quiet_ms)
+			continue;
+		rc = diana__pipeline_handle_dir(p, e->d_name, sdir, wall_ms(), mtime_ms(&sb));
+		if (rc == 0 && handled)
+			(*handled)++;
+	}
+	closedir(d);
+	return rc;
+}
+
 int diana_pipeline_run_once(diana_pipeline *p, uint32_t *studies)
 {
 	uint32_t n = 0;
@@ -1741,6 +1858,10 @@ int diana_pipeline_run_once(diana_pipeline *p, uint32_t *studies)
 	case SRC_SCP:
 		spool_flush(p, NULL);
 		rc = diana__scp_source_poll(p->scp, &n);
+		break;
+	case SRC_FOLDER:
+		spool_flush(p, NULL);
+		rc = poll_folder(p, &n);
 		break;
 	default:
 		return poll_once(p, studies);
@@ -1758,7 +1879,8 @@ int diana_pipeline_run(diana_pipeline *p)
 	if (!p)
 		return diana__error_set(DIANA_EINVAL, "NULL pipeline");
 	p->running = 1;
-	diana__log(DIANA_LOG_INFO, "pipeline", "watching %s", p->source ? diana_session_uri(p->source) : "a storage SCP");
+	diana__log(DIANA_LOG_INFO, "pipeline", "watching %s",
+	           p->source ? diana_session_uri(p->source) : (p->inbox ? "a folder" : "a storage SCP"));
 	while (!atomic_load(&p->stop)) {
 		if (diana__now_ms() >= next) {
 			rc = diana_pipeline_run_once(p, NULL);
