@@ -1330,3 +1330,48 @@ Test(scanner, engine_outputs_with_options_give_nothing)
 	cr_assert_str_empty(st.failures, "findings in the engine's outputs:%s", st.failures);
 	cr_assert_eq(st.clean, st.anonymized);
 }
+
+/* A sham name may share a word with another patient's real name (both come from
+   common name lists): an output value equal to a pseudonym of the key file is the
+   engine's, not a leak; the other patient's name anywhere else still is. */
+Test(scanner, key_file_pseudonyms_are_not_leaks)
+{
+	diana_scanner *s = NULL;
+	cJSON *o;
+	FILE *f;
+	scan_result r;
+
+	f = fopen("key.csv", "w");
+	fputs("OriginalPatientName,OriginalPatientID,OriginalPatientBirthDate,OriginalAccessionNumber,"
+	      "OriginalStudyInstanceUID,OriginalStudyDate,PseudoPatientName,PseudoPatientID,"
+	      "PseudoPatientBirthDate,PseudoAccessionNumber,PseudoStudyInstanceUID,PseudoStudyDate\r\n"
+	      "MEIER^KARL,PID-1001,19600101,ACC-1001,1.2.3.1,20240101,SCHMIDT^ANNA,QWERTY12,19600101,ZXCV1234,2.25.11,"
+	      "20230101\r\n"
+	      "SCHMIDT^HANS,PID-1002,19700101,ACC-1002,1.2.3.2,20240102,BRAUN^LEA,ASDFGH34,19700101,POIU5678,2.25.12,"
+	      "20230102\r\n",
+	      f);
+	fclose(f);
+	cr_assert_eq(diana_scanner_new(&s), 0);
+	cr_assert_eq(diana_scanner_add_key_file(s, "key.csv"), 0, "%s", diana_error_message());
+
+	o = cJSON_Parse("{\"00080016\":{\"vr\":\"UI\",\"Value\":[\"1.2.840.10008.5.1.4.1.1.7\"]},"
+	                "\"00080018\":{\"vr\":\"UI\",\"Value\":[\"2.25.1\"]},"
+	                "\"00100010\":{\"vr\":\"PN\",\"Value\":[{\"Alphabetic\":\"SCHMIDT^ANNA\"}]}}");
+	r = plant_and_scan(s, o, "out.dcm");
+	cr_expect_eq(r.rc, 0, "patient A's sham name is no leak of patient B's family name: %s", r.raw);
+	result_free(&r);
+	cJSON_Delete(o);
+
+	o = cJSON_Parse("{\"00080016\":{\"vr\":\"UI\",\"Value\":[\"1.2.840.10008.5.1.4.1.1.7\"]},"
+	                "\"00080018\":{\"vr\":\"UI\",\"Value\":[\"2.25.1\"]},"
+	                "\"00100010\":{\"vr\":\"PN\",\"Value\":[{\"Alphabetic\":\"SCHMIDT^HANS\"}]}}");
+	r = plant_and_scan(s, o, "out.dcm");
+	assert_finding(&r, "00100010", "name");
+	result_free(&r);
+	cJSON_Delete(o);
+
+	r = scan_text(s, "seen by Schmidt");
+	assert_finding(&r, "00204000", "name");
+	result_free(&r);
+	diana_scanner_free(s);
+}

@@ -53,6 +53,9 @@ struct diana_scanner {
 	                         files, IDs, dates, whole names) */
 	size_t n, cap;
 	diana__strmap kept;   /* folded values the profile keeps in the originals */
+	diana__strmap pseudo; /* folded pseudonyms of key files (Pseudo* name and ID columns): an
+	                         output value equal to one is the engine's, not a leak, even when a
+	                         sham name shares a word with another patient's real name */
 
 	/* how the outputs were made: values the profile retains are not protected */
 	uint32_t options;     /* DIANA_DEID_* */
@@ -379,6 +382,7 @@ DIANA_API void diana_scanner_free(diana_scanner *s)
 	free(s->strict);
 	diana__strmap_dispose(&s->index);
 	diana__strmap_dispose(&s->kept);
+	diana__strmap_dispose(&s->pseudo);
 	free(s->ov);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
@@ -537,10 +541,57 @@ static const uint32_t key_column_tags[6] = { 0x00100010u, 0x00100020u, 0x0010003
 	                                     0x00080050u, 0x0020000Du, 0x00080020u };
 static const char *const key_column_vrs[6] = { "PN", "LO", "DA", "SH", "UI", "DA" };
 
+/* remember a pseudonym of a key file (whole value, folded) */
+static int add_pseudonym(diana_scanner *s, const char *v)
+{
+	size_t len = strlen(v), flen;
+	int *slot = NULL, rc;
+	char *f;
+
+	trim(&v, &len);
+	if (len < MIN_VALUE)
+		return 0;
+	f = diana__fold_dup(v, len, &flen);
+	if (!f)
+		return DIANA_ENOMEM;
+	while (flen > 0 && f[flen - 1] == ' ')
+		flen--;
+	rc = diana__strmap_put(&s->pseudo, f, flen, 1, &slot);
+	free(f);
+	return rc < 0 ? rc : 0;
+}
+
+/* True when v[0..len) (one value) is a pseudonym listed in a key file. */
+static int is_pseudonym(const diana_scanner *s, const char *v, size_t len)
+{
+	size_t flen;
+	char *f;
+	int hit;
+
+	if (len < MIN_VALUE)
+		return 0;
+	f = diana__fold_dup(v, len, &flen);
+	if (!f)
+		return 0; /* out of memory: no exemption (fails closed) */
+	while (flen > 0 && f[flen - 1] == ' ')
+		flen--;
+	hit = diana__strmap_get(&s->pseudo, f, flen) != NULL;
+	free(f);
+	return hit;
+}
+
 static int key_row(const char *const *fields, void *user_data)
 {
 	diana_scanner *s = user_data;
 	int i, rc, kept;
+
+	/* the Pseudo* name and ID columns: PseudoPatientName, PseudoPatientID, PseudoAccessionNumber */
+	for (i = 6; i <= 9; i++) {
+		if (i == 8)
+			continue; /* PseudoPatientBirthDate: a date, never exempted */
+		if (fields[i] && (rc = add_pseudonym(s, fields[i])) < 0)
+			return rc;
+	}
 
 	for (i = 0; i < 6; i++) { /* the Original* columns */
 		/* a column the outputs' profile retains (Study Date with retain-long-full-dates...) */
@@ -1043,7 +1094,7 @@ static int match_values(scan_ctx *c, const char *data, size_t len, int single, u
 		uint8_t f;
 		int rc;
 		trim(&v, &vn);
-		if (!is_engine_constant(v, vn)) {
+		if (!is_engine_constant(v, vn) && !is_pseudonym(c->s, v, vn)) {
 			if ((rc = match_bytes(c->s, &c->sc, p, n, 0, &f)) != 0)
 				return rc;
 			*found |= f;
