@@ -102,6 +102,14 @@ void diana__atomic_abort(diana__atomic_file *f);
 /** One-shot convenience over the three calls above. */
 int diana__write_file_atomic(const char *path, const void *data, size_t len);
 
+/** Create `path` and its missing parents (mode 0700). 0, or DIANA_EINVAL/EIO/ENOSPC... one line. */
+int diana__mkdir_p(const char *path);
+/**
+ * Remove what is inside `dir` (not `dir` itself), depth-bounded (8), never
+ * following symbolic links: work folders of a killed run.
+ */
+void diana__rm_tree_contents(const char *dir);
+
 /* --- time ----------------------------------------------------------------- */
 
 /** Monotonic clock in milliseconds. */

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <dirent.h>
 #include "core.h"
 
 int diana__file_read(const char *path, uint64_t max_size, uint8_t **out, size_t *len)
@@ -226,4 +227,54 @@ int diana__write_file_atomic(const char *path, const void *data, size_t len)
 		return rc;
 	}
 	return diana__atomic_commit(&f);
+}
+
+int diana__mkdir_p(const char *path)
+{
+	char buf[4096], *p;
+	size_t n = path ? strlen(path) : 0;
+
+	if (n == 0 || n >= sizeof(buf))
+		return diana__error_set(DIANA_EINVAL, "folder path empty or too long");
+	memcpy(buf, path, n + 1);
+	for (p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+			return diana__error_errno(errno, "creating a folder");
+		*p = '/';
+	}
+	if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+		return diana__error_errno(errno, "creating a folder");
+	return 0;
+}
+
+static void rm_contents(const char *dir, int depth)
+{
+	DIR *d;
+	struct dirent *e;
+
+	if (depth > 8 || !(d = opendir(dir)))
+		return;
+	while ((e = readdir(d)) != NULL) {
+		char p[4096];
+		struct stat sb;
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if ((size_t)snprintf(p, sizeof(p), "%s/%s", dir, e->d_name) >= sizeof(p) || lstat(p, &sb) != 0)
+			continue;
+		if (S_ISDIR(sb.st_mode)) {
+			rm_contents(p, depth + 1);
+			rmdir(p);
+		} else {
+			unlink(p);
+		}
+	}
+	closedir(d);
+}
+
+void diana__rm_tree_contents(const char *dir)
+{
+	rm_contents(dir, 0);
 }

@@ -158,28 +158,6 @@ static int limiter_take(diana_job *j, limiter *l, double units)
 	return nap(j, (int64_t)wait);
 }
 
-static int mkdir_p(const char *path)
-{
-	char buf[4096];
-	char *p;
-	size_t n = strlen(path);
-
-	if (n >= sizeof(buf))
-		return diana__error_set(DIANA_EINVAL, "path too long");
-	memcpy(buf, path, n + 1);
-	for (p = buf + 1; *p; p++) {
-		if (*p == '/') {
-			*p = '\0';
-			if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-				return diana__error_errno(errno, "creating an output folder");
-			*p = '/';
-		}
-	}
-	if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-		return diana__error_errno(errno, "creating an output folder");
-	return 0;
-}
-
 /* a path component from a value: A-Z a-z 0-9 . _ -, never "", "." or ".." */
 static void component(const char *v, char *out, size_t cap)
 {
@@ -340,7 +318,7 @@ int diana_job_new(diana_job **out, diana_session *source, const diana_job_option
 			snprintf(j->state_dir, n + 8, "%s/.diana", j->out_dir);
 	}
 	if (rc == 0 && !(o->flags & DIANA_JOB_DRY_RUN)) {
-		rc = mkdir_p(j->state_dir);
+		rc = diana__mkdir_p(j->state_dir);
 		if (rc == 0)
 			rc = diana__journal_open_file(&j->journal, j->state_dir);
 	}
@@ -820,7 +798,7 @@ static int output_path(study_ctx *c, const char *pid, const char *acc, const cha
 	if ((size_t)snprintf(path, cap, "%s/%s/%s/%s", w->job->out_dir, cp, ca, cs) >= cap)
 		return diana__error_set(DIANA_EINVAL, "output path too long");
 	if (strcmp(path, w->last_dir) != 0) {
-		rc = mkdir_p(path);
+		rc = diana__mkdir_p(path);
 		if (rc < 0)
 			return rc;
 		snprintf(w->last_dir, sizeof(w->last_dir), "%s", path);
@@ -1329,33 +1307,6 @@ static int write_report(diana_job *j)
 
 /* ------------------------------------------------------------------- run */
 
-/* empty a work folder of a killed run (temporary files, staging trees); depth-bounded */
-static void clean_tree(const char *dir, int depth)
-{
-	DIR *d;
-	struct dirent *e;
-
-	if (depth > 8 || !(d = opendir(dir)))
-		return;
-	while ((e = readdir(d)) != NULL) {
-		char p[4096];
-		struct stat sb;
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		if ((size_t)snprintf(p, sizeof(p), "%s/%s", dir, e->d_name) >= sizeof(p))
-			continue;
-		if (lstat(p, &sb) != 0)
-			continue;
-		if (S_ISDIR(sb.st_mode)) {
-			clean_tree(p, depth + 1);
-			rmdir(p);
-		} else {
-			unlink(p);
-		}
-	}
-	closedir(d);
-}
-
 static int make_worker(diana_job *j, worker *w, int index)
 {
 	size_t n = strlen(j->state_dir) + 32;
@@ -1371,8 +1322,8 @@ static int make_worker(diana_job *j, worker *w, int index)
 	snprintf(w->tmp_dir, n, "%s/work-%d", j->state_dir, index);
 	snprintf(w->staging, n, "%s/work-%d/deid", j->state_dir, index);
 	if (!(j->o.flags & DIANA_JOB_DRY_RUN)) {
-		clean_tree(w->tmp_dir, 0);
-		rc = mkdir_p(w->staging);
+		diana__rm_tree_contents(w->tmp_dir);
+		rc = diana__mkdir_p(w->staging);
 		if (rc < 0)
 			return rc;
 	}
@@ -1384,7 +1335,7 @@ static void dispose_worker(worker *w)
 {
 	diana_session_free(w->s);
 	if (w->staging) {
-		clean_tree(w->staging, 0);
+		diana__rm_tree_contents(w->staging);
 		rmdir(w->staging);
 	}
 	if (w->tmp_dir)

@@ -146,49 +146,6 @@ static char *join_path(const char *base, const char *p)
 	return out;
 }
 
-static int mkdir_p(const char *path)
-{
-	char buf[4096], *p;
-	size_t n = strlen(path);
-	if (n >= sizeof(buf))
-		return diana__error_set(DIANA_EINVAL, "path too long");
-	memcpy(buf, path, n + 1);
-	for (p = buf + 1; *p; p++) {
-		if (*p == '/') {
-			*p = '\0';
-			if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-				return diana__error_errno(errno, "creating the pipeline state folder");
-			*p = '/';
-		}
-	}
-	if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-		return diana__error_errno(errno, "creating the pipeline state folder");
-	return 0;
-}
-
-static void rm_tree(const char *dir, int depth)
-{
-	DIR *d;
-	struct dirent *e;
-	if (depth > 8 || !(d = opendir(dir)))
-		return;
-	while ((e = readdir(d)) != NULL) {
-		char p[4096];
-		struct stat sb;
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		if ((size_t)snprintf(p, sizeof(p), "%s/%s", dir, e->d_name) >= sizeof(p) || lstat(p, &sb) != 0)
-			continue;
-		if (S_ISDIR(sb.st_mode)) {
-			rm_tree(p, depth + 1);
-			rmdir(p);
-		} else {
-			unlink(p);
-		}
-	}
-	closedir(d);
-}
-
 /* read a secret file: regular, not readable by group/others, trailing newline cut */
 static int read_secret(const char *path, const char *what, char **out, size_t *len)
 {
@@ -786,9 +743,9 @@ int diana_pipeline_new(diana_pipeline **out, const diana_pipeline_options *o)
 		snprintf(p->work_dir, n, "%s/work", p->state_dir);
 		snprintf(p->spool_dir, n, "%s/spool", p->state_dir);
 	}
-	if ((rc = mkdir_p(p->work_dir)) < 0 || (rc = mkdir_p(p->spool_dir)) < 0)
+	if ((rc = diana__mkdir_p(p->work_dir)) < 0 || (rc = diana__mkdir_p(p->spool_dir)) < 0)
 		goto fail;
-	rm_tree(p->work_dir, 0); /* a study in hand when we were stopped is done again */
+	diana__rm_tree_contents(p->work_dir); /* a study in hand when we were stopped is done again */
 	if ((rc = cursor_load(p)) < 0 || (rc = history_load(p)) < 0)
 		goto fail;
 	if (p->source_uri) {
@@ -818,7 +775,7 @@ int diana_pipeline_new(diana_pipeline **out, const diana_pipeline_options *o)
 			goto fail;
 		}
 		snprintf(p->inbox_staging, n, "%s/inbox", p->state_dir);
-		if ((rc = mkdir_p(p->inbox_staging)) < 0)
+		if ((rc = diana__mkdir_p(p->inbox_staging)) < 0)
 			goto fail;
 	} else {
 		rc = diana__scp_source_new(p, p->listen, p->spool_dir, &p->scp);
@@ -1221,8 +1178,8 @@ static int handle_study(diana_pipeline *p, const char *uid, const char *series_u
 	lat.detect_ms = detect_ms;
 	/* the study into work/<key>/ (de-identified when configured) */
 	snprintf(dir, sizeof(dir), "%s/%.16s", p->work_dir, key);
-	rm_tree(dir, 0);
-	if ((rc = mkdir_p(dir)) < 0)
+	diana__rm_tree_contents(dir);
+	if ((rc = diana__mkdir_p(dir)) < 0)
 		return rc;
 	memset(&r, 0, sizeof(r));
 	r.dir = dir;
@@ -1233,7 +1190,7 @@ static int handle_study(diana_pipeline *p, const char *uid, const char *series_u
 		pthread_mutex_lock(&p->lock);
 		p->st.retrieve_failures++;
 		pthread_mutex_unlock(&p->lock);
-		rm_tree(dir, 0);
+		diana__rm_tree_contents(dir);
 		rmdir(dir);
 		return rc == DIANA_ENOTFOUND ? 0 : rc; /* gone: nothing to do; else again later */
 	}
@@ -1254,7 +1211,7 @@ int diana__pipeline_handle_dir(diana_pipeline *p, const char *uid, const char *s
 	if (rc < 0)
 		return rc;
 	if (history_has(p, key)) {
-		rm_tree(src_dir, 0);
+		diana__rm_tree_contents(src_dir);
 		rmdir(src_dir);
 		return 0;
 	}
@@ -1264,13 +1221,13 @@ int diana__pipeline_handle_dir(diana_pipeline *p, const char *uid, const char *s
 	memset(&lat, 0, sizeof(lat));
 	lat.detect_ms = detect_ms;
 	snprintf(dir, sizeof(dir), "%s/%.16s", p->work_dir, key);
-	rm_tree(dir, 0);
+	diana__rm_tree_contents(dir);
 	rmdir(dir);
 	if (p->profile) {
 		/* de-identify file by file into the work folder */
 		DIR *d = opendir(src_dir);
 		struct dirent *e;
-		if ((rc = mkdir_p(dir)) < 0)
+		if ((rc = diana__mkdir_p(dir)) < 0)
 			return rc;
 		while (d && (e = readdir(d)) != NULL) {
 			char in[4400], *outp = NULL;
@@ -1283,7 +1240,7 @@ int diana__pipeline_handle_dir(diana_pipeline *p, const char *uid, const char *s
 		}
 		if (d)
 			closedir(d);
-		rm_tree(src_dir, 0);
+		diana__rm_tree_contents(src_dir);
 		rmdir(src_dir);
 	} else {
 		DIR *d;
@@ -1366,7 +1323,7 @@ static int process_dir(diana_pipeline *p, const char *key, char *dir, size_t dir
 	r.n = ninst;
 	rc = first_header(dir, 0, &h);
 	if (rc < 0) {
-		rm_tree(dir, 0);
+		diana__rm_tree_contents(dir);
 		rmdir(dir);
 		return rc;
 	}
@@ -1391,7 +1348,7 @@ static int process_dir(diana_pipeline *p, const char *key, char *dir, size_t dir
 			rc = history_add_mem(p, key);
 		diana_dataset_free(h);
 		snprintf(dir, dircap, "%s/%.16s", p->work_dir, key);
-		rm_tree(dir, 0);
+		diana__rm_tree_contents(dir);
 		rmdir(dir);
 		return rc;
 	}
@@ -1512,7 +1469,7 @@ static int process_dir(diana_pipeline *p, const char *key, char *dir, size_t dir
 	free(result);
 	diana_dataset_free(h);
 	snprintf(dir, dircap, "%s/%.16s", p->work_dir, key);
-	rm_tree(dir, 0);
+	diana__rm_tree_contents(dir);
 	rmdir(dir);
 	if (rc < 0)
 		return rc;

@@ -661,25 +661,6 @@ int diana_instance_keep(const diana_instance *inst, const char *dest)
 
 /* ------------------------------------------------ retrieve into a folder */
 
-static int mkdir_p(char *path)
-{
-	char *p;
-	for (p = path + 1; *p; p++) {
-		if (*p == '/') {
-			*p = '\0';
-			if (mkdir(path, 0700) != 0 && errno != EEXIST) {
-				int e = errno;
-				*p = '/';
-				return diana__error_errno(e, "creating a folder");
-			}
-			*p = '/';
-		}
-	}
-	if (mkdir(path, 0700) != 0 && errno != EEXIST)
-		return diana__error_errno(errno, "creating a folder");
-	return 0;
-}
-
 struct to_folder {
 	const char *dir;
 };
@@ -705,7 +686,7 @@ static int to_folder_cb(const diana_instance *inst, void *ud)
 		goto out;
 	}
 	snprintf(path, n, "%s/%s/%s", tf->dir, study, series);
-	rc = mkdir_p(path);
+	rc = diana__mkdir_p(path);
 	if (rc == 0) {
 		snprintf(path, n, "%s/%s/%s/%s.dcm", tf->dir, study, series, sop);
 		rc = diana_instance_keep(inst, path);
@@ -734,7 +715,7 @@ int diana_session_retrieve_to_folder(diana_session *s, const char *study_uid, co
 	n = strlen(d);
 	while (n > 1 && d[n - 1] == '/')
 		d[--n] = '\0';
-	rc = mkdir_p(d);
+	rc = diana__mkdir_p(d);
 	if (rc < 0) {
 		free(d);
 		return rc;

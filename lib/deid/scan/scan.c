@@ -568,8 +568,8 @@ static int is_pseudonym(const diana_scanner *s, const char *v, size_t len)
 	char *f;
 	int hit;
 
-	if (len < MIN_VALUE)
-		return 0;
+	if (len < MIN_VALUE || s->pseudo.count == 0)
+		return 0; /* no key file: nothing to fold (the common case stays allocation-free) */
 	f = diana__fold_dup(v, len, &flen);
 	if (!f)
 		return 0; /* out of memory: no exemption (fails closed) */
