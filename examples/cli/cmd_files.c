@@ -193,12 +193,16 @@ void anon_help(FILE *out)
 	        "  -j, --jobs N        worker threads (default 1)\n"
 	        "  --sync-each         fsync every output before the next (default: one flush\n"
 	        "                      of the output file system at the end of the run)\n"
+	        "  --no-sync           do not flush at all: faster, but a crash or power loss\n"
+	        "                      soon after the run can lose or truncate outputs\n"
+	        "                      (scratch output, or when the caller syncs itself)\n"
 	        "  -o, --output OUTDIR output folder (created if needed)\n"
 	        "  -h, --help          show this help\n"
 	        "\n"
 	        "Files that are not valid DICOM are reported (path and reason) and skipped;\n"
 	        "DICOMDIR files are skipped with a note. Every output appears atomically\n"
-	        "(temporary name, then rename) and the run is durable when diana exits.\n"
+	        "(temporary name, then rename) and the run is durable when diana exits\n"
+	        "(unless --no-sync).\n"
 	        "Exit status: 0 ok, 1 usage error, 2 an input failed or the profile is invalid.\n",
 	        progname);
 }
@@ -211,7 +215,7 @@ struct anon_item {
 
 struct anon_run {
 	diana_profile *profile;
-	int sync_each;
+	int sync_each; /* 1 --sync-each, -1 --no-sync, 0 one flush at the end */
 	const char *outdir;
 	struct anon_item *items;
 	size_t n, cap, next;
@@ -313,10 +317,19 @@ static int anon_mkdirs(char *path)
 	return 0;
 }
 
+/* --sync-each: fsync each; default: start each output's writeback at once
+ * and flush the file system at the end; --no-sync: neither */
+static uint32_t anon_flags(const struct anon_run *r)
+{
+	if (r->sync_each > 0)
+		return 0;
+	return DIANA_ANON_NO_SYNC | (r->sync_each < 0 ? DIANA_ANON_NO_WRITEBACK : 0);
+}
+
 static void anon_one(struct anon_run *r, struct anon_item *it)
 {
 	char *out = NULL;
-	int rc = diana_anonymize_into(r->profile, it->in, r->outdir, r->sync_each ? 0 : DIANA_ANON_NO_SYNC,
+	int rc = diana_anonymize_into(r->profile, it->in, r->outdir, anon_flags(r),
 	                              &out, NULL);
 
 	if (rc < 0) {
@@ -383,7 +396,7 @@ static int anon_write_map(const struct anon_run *r, const char *path)
 
 int cmd_anon(int argc, char **argv)
 {
-	enum { OPT_SECRET = 256, OPT_OPTION, OPT_KEY, OPT_MAP, OPT_SHIFT, OPT_SYNC_EACH };
+	enum { OPT_SECRET = 256, OPT_OPTION, OPT_KEY, OPT_MAP, OPT_SHIFT, OPT_SYNC_EACH, OPT_NO_SYNC };
 	static const struct option longopts[] = {
 		{ "secret-file", required_argument, NULL, OPT_SECRET },
 		{ "option", required_argument, NULL, OPT_OPTION },
@@ -391,6 +404,7 @@ int cmd_anon(int argc, char **argv)
 		{ "map", required_argument, NULL, OPT_MAP },
 		{ "date-shift-days", required_argument, NULL, OPT_SHIFT },
 		{ "sync-each", no_argument, NULL, OPT_SYNC_EACH },
+		{ "no-sync", no_argument, NULL, OPT_NO_SYNC },
 		{ "jobs", required_argument, NULL, 'j' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
@@ -430,7 +444,16 @@ int cmd_anon(int argc, char **argv)
 			if (errno || *end || jobs < 1 || jobs > 256)
 				return usage_error("anon", "-j takes 1..256");
 			break;
-		case OPT_SYNC_EACH: r.sync_each = 1; break;
+		case OPT_SYNC_EACH:
+			if (r.sync_each < 0)
+				return usage_error("anon", "--sync-each and --no-sync exclude each other");
+			r.sync_each = 1;
+			break;
+		case OPT_NO_SYNC:
+			if (r.sync_each > 0)
+				return usage_error("anon", "--sync-each and --no-sync exclude each other");
+			r.sync_each = -1;
+			break;
 		case 'o': r.outdir = optarg; break;
 		case 'h': anon_help(stdout); return 0;
 		default: return usage_error("anon", "invalid option");
@@ -485,7 +508,7 @@ int cmd_anon(int argc, char **argv)
 		pthread_join(threads[i], NULL);
 
 	/* one flush for the whole run (each output was renamed into place whole) */
-	if (!r.sync_each && diana_anonymize_sync(r.outdir) < 0) {
+	if (r.sync_each == 0 && diana_anonymize_sync(r.outdir) < 0) {
 		fprintf(stderr, "%s anon: %s: %s\n", progname, r.outdir, diana_error_message());
 		collect_failed = 1;
 	}

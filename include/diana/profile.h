@@ -192,7 +192,17 @@ typedef enum diana_anon_flag_t {
 	 * power loss before that sync, outputs may be empty: run again (the
 	 * outputs are the same bytes).
 	 */
-	DIANA_ANON_NO_SYNC = 1u << 0
+	DIANA_ANON_NO_SYNC = 1u << 0,
+	/**
+	 * With DIANA_ANON_NO_SYNC: do not start writing the output to disk
+	 * either. By default a DIANA_ANON_NO_SYNC output is handed to the
+	 * kernel's writeback at once (sync_file_range(), asynchronous), so
+	 * that the final diana_anonymize_sync() finds little left to write and
+	 * the disk works while the next files are de-identified. For scratch
+	 * outputs that are never synced (a model's work folder, a tmpfs), this
+	 * flag saves that work. Since: 0.1
+	 */
+	DIANA_ANON_NO_WRITEBACK = 1u << 1
 } diana_anon_flag_t;
 
 /**

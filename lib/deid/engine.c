@@ -1115,19 +1115,22 @@ static void append_component(diana__buf *b, const char *v)
 	}
 }
 
+/* the folder of an output: usually there already (one syscall), else its
+ * missing parents first */
 static int mkdirs(char *path)
 {
-	for (char *p = path + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = 0;
-		if (mkdir(path, 0700) < 0 && errno != EEXIST) {
-			int e = errno;
-			*p = '/';
-			return diana__error_errno(e, "cannot create an output folder");
-		}
-		*p = '/';
-	}
+	char *slash;
+	int rc;
+
+	if (mkdir(path, 0700) == 0 || errno == EEXIST)
+		return 0;
+	if (errno != ENOENT || !(slash = strrchr(path, '/')) || slash == path)
+		return diana__error_errno(errno, "cannot create an output folder");
+	*slash = 0;
+	rc = mkdirs(path);
+	*slash = '/';
+	if (rc < 0)
+		return rc;
 	if (mkdir(path, 0700) < 0 && errno != EEXIST)
 		return diana__error_errno(errno, "cannot create an output folder");
 	return 0;
@@ -1149,7 +1152,7 @@ DIANA_API int diana_anonymize_into(diana_profile *p, const char *in_path, const 
 		*result = NULL;
 	if (!p || !in_path || !out_dir || !*out_dir)
 		return diana__error_set(DIANA_EINVAL, "NULL argument");
-	if (flags & ~(uint32_t)DIANA_ANON_NO_SYNC)
+	if (flags & ~(uint32_t)(DIANA_ANON_NO_SYNC | DIANA_ANON_NO_WRITEBACK))
 		return diana__error_set(DIANA_EINVAL, "unknown flags 0x%x", (unsigned)flags);
 	if ((rc = diana__dataset_open_deferred(&ds, in_path)) < 0) /* pixel data copied, never loaded */
 		return rc;
@@ -1180,7 +1183,10 @@ DIANA_API int diana_anonymize_into(diana_profile *p, const char *in_path, const 
 	path[dir_len] = '/';
 	if (rc < 0)
 		goto out;
-	if ((rc = diana__dataset_save_atomic(ds, path, !(flags & DIANA_ANON_NO_SYNC))) < 0)
+	if ((rc = diana__dataset_save_atomic(ds, path,
+	                                     !(flags & DIANA_ANON_NO_SYNC)            ? DIANA__SAVE_FSYNC
+	                                     : (flags & DIANA_ANON_NO_WRITEBACK) ? DIANA__SAVE_NONE
+	                                                                           : DIANA__SAVE_WRITEBACK)) < 0)
 		goto out;
 	if (out_path) {
 		*out_path = path;

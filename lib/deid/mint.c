@@ -7,6 +7,8 @@
  * secret gives unrelated ones. Byte order is explicit everywhere.
  * SPDX-License-Identifier: MIT
  */
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,8 +24,69 @@
 
 struct diana__mint {
 	EVP_MAC *mac;
-	EVP_MAC_CTX *tmpl; /* keyed, never updated: duplicated per HMAC */
+	EVP_MAC_CTX *tmpl; /* keyed, never updated: duplicated per thread */
+	uint64_t id;       /* unique in the process: names it in thread caches */
 };
+
+/*
+ * Each thread keeps one keyed copy of the template of the last mint it
+ * used and re-initialises it (EVP_MAC_init() without a key keeps the key)
+ * for every HMAC: duplicating the context for each one cost most of a
+ * pseudonym (allocations inside OpenSSL). The copy is freed when the
+ * thread ends, when the thread moves to another mint, and when the mint is
+ * freed by this thread; ids are never reused, so a stale copy is never
+ * taken for another mint's.
+ */
+static uint64_t mint_ids;
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+static int cache_ok;
+
+struct mint_cache {
+	uint64_t id;
+	EVP_MAC_CTX *c;
+};
+
+static void cache_free(void *p)
+{
+	struct mint_cache *mc = p;
+	if (mc) {
+		EVP_MAC_CTX_free(mc->c);
+		free(mc);
+	}
+}
+
+static void cache_init(void)
+{
+	cache_ok = pthread_key_create(&cache_key, cache_free) == 0;
+}
+
+/* this thread's context for `m`, ready for updates; NULL: use a duplicate */
+static EVP_MAC_CTX *cached_ctx(const diana__mint *m)
+{
+	struct mint_cache *mc;
+
+	if (pthread_once(&cache_once, cache_init) != 0 || !cache_ok)
+		return NULL;
+	mc = pthread_getspecific(cache_key);
+	if (!mc) {
+		mc = calloc(1, sizeof *mc);
+		if (!mc)
+			return NULL;
+		if (pthread_setspecific(cache_key, mc) != 0) {
+			free(mc);
+			return NULL;
+		}
+	}
+	if (mc->c && mc->id == m->id) {
+		if (EVP_MAC_init(mc->c, NULL, 0, NULL))
+			return mc->c;
+	}
+	EVP_MAC_CTX_free(mc->c);
+	mc->c = EVP_MAC_CTX_dup(m->tmpl);
+	mc->id = m->id;
+	return mc->c;
+}
 
 int diana__mint_new(diana__mint **out, const uint8_t *key, size_t len)
 {
@@ -47,6 +110,7 @@ int diana__mint_new(diana__mint **out, const uint8_t *key, size_t len)
 		diana__mint_free(m);
 		return diana__error_set(DIANA_ERROR, "OpenSSL HMAC-SHA256 is not available");
 	}
+	m->id = __atomic_add_fetch(&mint_ids, 1, __ATOMIC_RELAXED);
 	*out = m;
 	return 0;
 }
@@ -55,6 +119,14 @@ void diana__mint_free(diana__mint *m)
 {
 	if (!m)
 		return;
+	if (cache_ok) { /* this thread's copy of the key goes with it */
+		struct mint_cache *mc = pthread_getspecific(cache_key);
+		if (mc && mc->id == m->id) {
+			EVP_MAC_CTX_free(mc->c);
+			mc->c = NULL;
+			mc->id = 0;
+		}
+	}
 	EVP_MAC_CTX_free(m->tmpl); /* clears the key */
 	EVP_MAC_free(m->mac);
 	free(m);
@@ -63,15 +135,15 @@ void diana__mint_free(diana__mint *m)
 int diana__mint_hmac(const diana__mint *m, const char *prefix, const void *data, size_t len,
                      uint8_t out[32])
 {
-	EVP_MAC_CTX *c = EVP_MAC_CTX_dup(m->tmpl);
+	EVP_MAC_CTX *c = cached_ctx(m), *own = NULL;
 	size_t n = 0;
 	int ok;
 
-	if (!c)
+	if (!c && !(c = own = EVP_MAC_CTX_dup(m->tmpl)))
 		return diana__error_oom();
 	ok = EVP_MAC_update(c, (const unsigned char *)prefix, strlen(prefix)) &&
 	     (!len || EVP_MAC_update(c, data, len)) && EVP_MAC_final(c, out, &n, 32) && n == 32;
-	EVP_MAC_CTX_free(c);
+	EVP_MAC_CTX_free(own);
 	if (!ok)
 		return diana__error_set(DIANA_ERROR, "HMAC-SHA256 failed");
 	return 0;

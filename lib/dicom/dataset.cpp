@@ -4,6 +4,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -217,10 +218,23 @@ extern "C" void diana_dataset_free(diana_dataset *ds) noexcept
 namespace {
 
 struct Found {
-	const Element *el = nullptr;
+	const Element *el = nullptr; /* nullptr: not found (missing: its tag, item) */
 	std::string charset;
 	bool has_charset = false;
+	uint32_t missing = 0;
+	size_t missing_item = SIZE_MAX; /* an item index, or SIZE_MAX: the element */
 };
+
+/* "not found" is an answer, not an exception (cheap: callers ask for
+ * optional elements on the hot path of de-identification) */
+int not_found(const Found &f)
+{
+	if (f.missing_item != SIZE_MAX)
+		return diana__error_set(DIANA_ENOTFOUND, "item %zu of sequence (%04X,%04X) not found", f.missing_item,
+		                        f.missing >> 16, f.missing & 0xFFFF);
+	return diana__error_set(DIANA_ENOTFOUND, "element (%04X,%04X) not found", f.missing >> 16,
+	                        f.missing & 0xFFFF);
+}
 
 bool hex4(const char *s, uint16_t *v)
 {
@@ -321,8 +335,10 @@ Found resolve(const Dataset &ds, const char *key)
 	for (size_t i = 0; i < segs.size(); i++) {
 		const Segment &s = segs[i];
 		const Element *el = (i == 0 && (s.tag >> 16) == 0x0002) ? ds.find_meta(s.tag) : cur->find(s.tag);
-		if (!el)
-			fail(DIANA_ENOTFOUND, "element (%04X,%04X) not found", s.tag >> 16, s.tag & 0xFFFF);
+		if (!el) {
+			f.missing = s.tag;
+			return f;
+		}
 		if (i + 1 == segs.size()) {
 			f.el = el;
 			break;
@@ -330,9 +346,11 @@ Found resolve(const Dataset &ds, const char *key)
 		if (el->vr != VR_SQ)
 			fail(DIANA_EINVAL, "element (%04X,%04X) in key is not a sequence", s.tag >> 16, s.tag & 0xFFFF);
 		size_t idx = s.has_index ? s.index : 0;
-		if (idx >= el->items.size())
-			fail(DIANA_ENOTFOUND, "item %zu of sequence (%04X,%04X) not found", idx, s.tag >> 16,
-			     s.tag & 0xFFFF);
+		if (idx >= el->items.size()) {
+			f.missing = s.tag;
+			f.missing_item = idx;
+			return f;
+		}
 		cur = &el->items[idx];
 		if (const char *cs = item_charset(*cur, store)) {
 			f.charset = cs;
@@ -362,6 +380,8 @@ extern "C" int diana_dataset_get(const diana_dataset *ds, const char *key, char 
 		if (!ds || !key || !out)
 			return diana__error_set(DIANA_EINVAL, "NULL argument");
 		Found f = resolve(ds->d, key);
+		if (!f.el)
+			return not_found(f);
 		if (f.el->deferred)
 			load_deferred(ds->d);
 		const Element &el = *f.el;
@@ -405,6 +425,8 @@ extern "C" int diana_dataset_get_bytes(const diana_dataset *ds, const char *key,
 		if (!ds || !key || !out || !len)
 			return diana__error_set(DIANA_EINVAL, "NULL argument");
 		Found f = resolve(ds->d, key);
+		if (!f.el)
+			return not_found(f);
 		if (f.el->deferred)
 			load_deferred(ds->d);
 		const Element &el = *f.el;

@@ -102,7 +102,7 @@ struct Walker {
 			vr = vr_str(el.vr);
 			std::memset(&x, 0, sizeof x);
 			x.tag = el.tag;
-			std::snprintf(x.vr, sizeof x.vr, "%s", vr.c_str());
+			std::memcpy(x.vr, vr.data(), std::min(vr.size(), sizeof x.vr - 1)); /* x is zeroed */
 			x.depth = depth;
 			x.parents = parents.empty() ? nullptr : parents.data();
 			x.private_creator = pc;
@@ -304,7 +304,7 @@ private:
 
 } // namespace
 
-extern "C" int diana__dataset_save_atomic(const diana_dataset *ds, const char *path, int sync)
+extern "C" int diana__dataset_save_atomic(const diana_dataset *ds, const char *path, int mode)
 {
 	if (!ds || !path)
 		return diana__error_set(DIANA_EINVAL, "NULL argument");
@@ -330,10 +330,14 @@ extern "C" int diana__dataset_save_atomic(const diana_dataset *ds, const char *p
 			return diana__error_errno(errno, "cannot set file mode");
 		TmpSink sink(&af);
 		p10.write(sink);
-		if (sync) {
+		if (mode == DIANA__SAVE_FSYNC) {
 			guard.armed = false;
 			return diana__atomic_commit(&af);
 		}
+		/* the disk starts on it while the caller goes on; best effort
+		 * (the caller's syncfs() is what makes it durable) */
+		if (mode == DIANA__SAVE_WRITEBACK)
+			(void)sync_file_range(af.fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 		if (close(af.fd) < 0) {
 			af.fd = -1;
 			return diana__error_errno(errno, "cannot close file");

@@ -38,6 +38,7 @@
 #include <ostream>
 #include <sstream>
 #include <string>
+#include <typeinfo>
 
 #include <gdcmByteValue.h>
 #include <gdcmDataElement.h>
@@ -109,6 +110,93 @@ private:
 	uint64_t off_;
 	const SourceFile *src_;
 };
+
+/*
+ * What a value is, by its exact type. GDCM's GetByteValue(),
+ * GetSequenceOfFragments() and a dynamic_cast walk the class hierarchy and
+ * compare type names across shared objects (strcmp): a tenth of the
+ * instructions of reading a file went there. A typeid comparison is a
+ * pointer comparison when the types match and stops at the first differing
+ * character of the names otherwise. Types other than those below (none in
+ * GDCM 3.0) fall back to dynamic_cast: same answers as GDCM's getters.
+ */
+inline const gdcm::SequenceOfItems *value_items(const gdcm::Value *v)
+{
+	if (!v)
+		return nullptr;
+	const std::type_info &t = typeid(*v);
+	if (t == typeid(gdcm::SequenceOfItems))
+		return static_cast<const gdcm::SequenceOfItems *>(v);
+	if (t == typeid(gdcm::ByteValue) || t == typeid(ExternalValue) || t == typeid(FileValue) ||
+	    t == typeid(gdcm::SequenceOfFragments))
+		return nullptr;
+	return dynamic_cast<const gdcm::SequenceOfItems *>(v);
+}
+
+inline const gdcm::SequenceOfFragments *value_fragments(const gdcm::Value *v)
+{
+	if (!v)
+		return nullptr;
+	const std::type_info &t = typeid(*v);
+	if (t == typeid(gdcm::SequenceOfFragments))
+		return static_cast<const gdcm::SequenceOfFragments *>(v);
+	if (t == typeid(gdcm::ByteValue) || t == typeid(ExternalValue) || t == typeid(FileValue) ||
+	    t == typeid(gdcm::SequenceOfItems))
+		return nullptr;
+	return dynamic_cast<const gdcm::SequenceOfFragments *>(v);
+}
+
+inline const gdcm::ByteValue *value_bytes(const gdcm::Value *v)
+{
+	if (!v)
+		return nullptr;
+	const std::type_info &t = typeid(*v);
+	if (t == typeid(gdcm::ByteValue) || t == typeid(ExternalValue) || t == typeid(FileValue))
+		return static_cast<const gdcm::ByteValue *>(v);
+	if (t == typeid(gdcm::SequenceOfItems) || t == typeid(gdcm::SequenceOfFragments))
+		return nullptr;
+	return dynamic_cast<const gdcm::ByteValue *>(v);
+}
+
+/* ExternalValue (FileValue included) or nullptr, for a ByteValue */
+inline const ExternalValue *value_external(const gdcm::ByteValue *v)
+{
+	if (!v)
+		return nullptr;
+	const std::type_info &t = typeid(*v);
+	if (t == typeid(ExternalValue) || t == typeid(FileValue))
+		return static_cast<const ExternalValue *>(v);
+	if (t == typeid(gdcm::ByteValue))
+		return nullptr;
+	return dynamic_cast<const ExternalValue *>(v);
+}
+
+inline const FileValue *value_file(const gdcm::ByteValue *v)
+{
+	if (!v)
+		return nullptr;
+	const std::type_info &t = typeid(*v);
+	if (t == typeid(FileValue))
+		return static_cast<const FileValue *>(v);
+	if (t == typeid(gdcm::ByteValue) || t == typeid(ExternalValue))
+		return nullptr;
+	return dynamic_cast<const FileValue *>(v);
+}
+
+/* A DataElement's value or nullptr, without GDCM's casts (its GetValue()
+ * throws when there is none). The protected member is reached through a
+ * member pointer formed in a derived class: well-defined C++. */
+struct ValueFieldOf : gdcm::DataElement {
+	static const gdcm::Value *get(const gdcm::DataElement &de)
+	{
+		return (de.*(&ValueFieldOf::ValueField)).GetPointer();
+	}
+};
+
+inline const gdcm::Value *element_value(const gdcm::DataElement &de)
+{
+	return ValueFieldOf::get(de);
+}
 
 /**
  * Recursion (GDCM's, over nested sequences, and ours) is bounded by the

@@ -626,9 +626,9 @@ uint64_t encoded_size(const gdcm::DataSet &ds, bool expl);
 
 const gdcm::SequenceOfItems *items_of(const gdcm::DataElement &de)
 {
-	if (de.IsEmpty())
-		return nullptr;
-	return dynamic_cast<const gdcm::SequenceOfItems *>(&de.GetValue());
+	/* as GDCM's IsEmpty() then a dynamic_cast: a sequence is never empty
+	 * in GDCM's sense (only an empty ByteValue is) */
+	return value_items(element_value(de));
 }
 
 uint64_t items_size(const gdcm::SequenceOfItems &sq, bool expl)
@@ -651,13 +651,13 @@ uint64_t value_size(const gdcm::DataElement &de, bool expl)
 		bool inner = expl && de.GetVR() != gdcm::VR::UN;
 		return items_size(*sq, inner);
 	}
-	if (const gdcm::SequenceOfFragments *sf = de.GetSequenceOfFragments()) {
+	if (const gdcm::SequenceOfFragments *sf = value_fragments(element_value(de))) {
 		uint64_t n = 8 + static_cast<uint32_t>(sf->GetTable().GetVL()) + 8;
 		for (size_t i = 0; i < sf->GetNumberOfFragments(); i++)
 			n += 8 + static_cast<uint32_t>(sf->GetFragment(i).GetVL());
 		return n;
 	}
-	if (const gdcm::ByteValue *bv = de.GetByteValue())
+	if (const gdcm::ByteValue *bv = value_bytes(element_value(de)))
 		return static_cast<uint32_t>(bv->GetLength());
 	return 0;
 }
@@ -973,7 +973,7 @@ void convert_element(Conv &cv, const gdcm::DataElement &de, bool expl, uint16_t 
 		cv.depth--;
 		return;
 	}
-	if (const gdcm::SequenceOfFragments *sf = de.GetSequenceOfFragments()) {
+	if (const gdcm::SequenceOfFragments *sf = value_fragments(element_value(de))) {
 		if (tag != TAG_PIXEL_DATA)
 			fail(DIANA_EDICOM, "element (%04X,%04X) holds fragments", g, e);
 		el.vr = VR_OB; /* PS3.5 A.4 (GDCM writes OW as OB too) */
@@ -987,9 +987,9 @@ void convert_element(Conv &cv, const gdcm::DataElement &de, bool expl, uint16_t 
 		}
 		return;
 	}
-	const gdcm::ByteValue *bv = de.GetByteValue();
+	const gdcm::ByteValue *bv = value_bytes(element_value(de));
 	size_t n = bv ? static_cast<uint32_t>(bv->GetLength()) : 0;
-	if (const FileValue *fv = bv ? dynamic_cast<const FileValue *>(bv) : nullptr) {
+	if (const FileValue *fv = value_file(bv)) {
 		/* deferred Pixel Data: the bytes stay in the source file */
 		el.deferred = true;
 		el.src_off = fv->offset();
@@ -1000,7 +1000,7 @@ void convert_element(Conv &cv, const gdcm::DataElement &de, bool expl, uint16_t 
 		return;
 	}
 	const char *p = nullptr;
-	ExternalValue *ext = bv ? const_cast<ExternalValue *>(dynamic_cast<const ExternalValue *>(bv)) : nullptr;
+	ExternalValue *ext = const_cast<ExternalValue *>(value_external(bv));
 	if (n)
 		p = ext ? ext->data() : bv->GetPointer();
 	if (vr == VR_SQ) {

@@ -86,11 +86,11 @@ const std::ostream &write_value(std::ostream &os, const gdcm::ByteValue &bv)
 	size_t n = static_cast<uint32_t>(bv.GetLength());
 	if (!n)
 		return os;
-	if (const diana_dcm::FileValue *fv = dynamic_cast<const diana_dcm::FileValue *>(&bv)) {
+	if (const diana_dcm::FileValue *fv = diana_dcm::value_file(&bv)) {
 		write_file_value(os, *fv, sizeof(TType) > 1 && !std::is_same<TSwap, diana_dcm::SwapLE>::value);
 		return os;
 	}
-	const diana_dcm::ExternalValue *bo = dynamic_cast<const diana_dcm::ExternalValue *>(&bv);
+	const diana_dcm::ExternalValue *bo = diana_dcm::value_external(&bv);
 	const char *p = bo ? bo->data() : bv.GetPointer();
 	if (sizeof(TType) == 1 || std::is_same<TSwap, diana_dcm::SwapLE>::value)
 		return os.write(p, static_cast<std::streamsize>(n));

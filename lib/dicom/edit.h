@@ -76,15 +76,24 @@ int diana__dataset_put(diana_dataset *ds, uint32_t tag, const char *vr, const ui
  */
 int diana__dataset_put_json(diana_dataset *ds, const char *json);
 
+/** How diana__dataset_save_atomic() makes its output durable. */
+enum {
+	/* nothing: the caller syncs later, or never (scratch output) */
+	DIANA__SAVE_NONE = 0,
+	/* the file and its folder fsync'd before returning */
+	DIANA__SAVE_FSYNC = 1,
+	/* writeback started (sync_file_range(), asynchronous): the caller's
+	 * later syncfs() finds the data written or under way */
+	DIANA__SAVE_WRITEBACK = 2
+};
+
 /**
  * Write as a Part 10 file (as diana_dataset_save()) to a temporary name
  * beside `path`, then rename it into place: never a partial file under
- * `path`. With `sync`, the file and its folder are fsync'd (as
- * diana_dataset_save()); without, the caller makes the result durable
- * later (e.g. one syncfs() after many files). New files get mode 0600,
- * a replaced file keeps its mode.
+ * `path`. `mode`: DIANA__SAVE_*. New files get mode 0600, a replaced file
+ * keeps its mode.
  */
-int diana__dataset_save_atomic(const diana_dataset *ds, const char *path, int sync);
+int diana__dataset_save_atomic(const diana_dataset *ds, const char *path, int mode);
 
 /**
  * Tag of a public data dictionary keyword ("PatientName" -> 0x00100010).

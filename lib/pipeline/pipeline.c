@@ -1003,7 +1003,8 @@ static int keep_cb(const diana_instance *inst, void *ud)
 	int rc;
 	if (r->profile) {
 		char *outp = NULL;
-		rc = diana_anonymize_into(r->profile, inst->path, r->dir, DIANA_ANON_NO_SYNC, &outp, NULL);
+		rc = diana_anonymize_into(r->profile, inst->path, r->dir, DIANA_ANON_NO_SYNC | DIANA_ANON_NO_WRITEBACK,
+		                          &outp, NULL);
 		diana_free(outp);
 		if (rc == 1)
 			return 0;
@@ -1234,7 +1235,8 @@ int diana__pipeline_handle_dir(diana_pipeline *p, const char *uid, const char *s
 			if (e->d_name[0] == '.')
 				continue;
 			snprintf(in, sizeof(in), "%s/%s", src_dir, e->d_name);
-			if (diana_anonymize_into(p->profile, in, dir, DIANA_ANON_NO_SYNC, &outp, NULL) == 0)
+			if (diana_anonymize_into(p->profile, in, dir, DIANA_ANON_NO_SYNC | DIANA_ANON_NO_WRITEBACK, &outp,
+			                         NULL) == 0)
 				n++;
 			diana_free(outp);
 		}
