@@ -209,7 +209,10 @@ typedef enum diana_anon_flag_t {
  * De-identify a DICOM file into the folder tree
  * `out_dir`/<PatientID>/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm
  * named by the new values (each component reduced to A-Z a-z 0-9 . _ -,
- * "unknown" when empty), creating the folders (mode 0700) as needed. The
+ * "unknown" when empty; an object without SOP Instance UID, not a stored
+ * image, is named "nouid-" and 32 hex digits of a keyed hash of its input's
+ * absolute path, so that two such inputs never overwrite each other),
+ * creating the folders (mode 0700) as needed. The
  * input is opened strictly; the output is written to a temporary name and
  * renamed into place (never a partial file), fsync'd unless
  * DIANA_ANON_NO_SYNC. `flags`: DIANA_ANON_* bits.

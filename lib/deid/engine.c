@@ -1142,7 +1142,8 @@ DIANA_API int diana_anonymize_into(diana_profile *p, const char *in_path, const 
 	diana_dataset *ds = NULL;
 	diana_deid_result *r = NULL;
 	diana__buf b = DIANA__BUF_INIT;
-	char *sop_class = NULL, *path = NULL;
+	char *sop_class = NULL, *path = NULL, nouid[48];
+	const char *sop;
 	size_t dir_len, len;
 	int rc;
 
@@ -1171,7 +1172,19 @@ DIANA_API int diana_anonymize_into(diana_profile *p, const char *in_path, const 
 	append_component(&b, diana_deid_result_get(r, "StudyInstanceUID"));
 	append_component(&b, diana_deid_result_get(r, "SeriesInstanceUID"));
 	dir_len = b.len;
-	append_component(&b, diana_deid_result_get(r, "SOPInstanceUID"));
+	sop = diana_deid_result_get(r, "SOPInstanceUID");
+	if (!sop || !*sop) {
+		/* not a stored object (no SOP Instance UID): named by its input,
+		 * keyed, so that two such inputs never overwrite each other */
+		char hex[65], *abs = realpath(in_path, NULL);
+		rc = diana__profile_hash_hex(p, "nouid:", abs ? abs : in_path, hex);
+		free(abs);
+		if (rc < 0)
+			goto out;
+		snprintf(nouid, sizeof nouid, "nouid-%.32s", hex);
+		sop = nouid;
+	}
+	append_component(&b, sop);
 	diana__buf_puts(&b, ".dcm");
 	if (b.oom) {
 		rc = DIANA_ENOMEM;

@@ -685,10 +685,12 @@ uint64_t encoded_size(const gdcm::DataSet &ds, bool expl)
 uint16_t pixel_rep_of(const gdcm::DataSet &ds, uint16_t dflt)
 {
 	const gdcm::DataElement &de = ds.GetDataElement(gdcm::Tag(0x0028, 0x0103));
-	const gdcm::ByteValue *bv = de.GetByteValue();
+	const gdcm::ByteValue *bv = value_bytes(element_value(de));
 	if (de.GetTag() == gdcm::Tag(0x0028, 0x0103) && bv && bv->GetLength() >= 2) {
+		/* read by read_body: bytes in an ExternalValue, not in GDCM's buffer */
+		const ExternalValue *ext = value_external(bv);
 		uint16_t v;
-		memcpy(&v, bv->GetPointer(), 2);
+		memcpy(&v, ext ? ext->data() : bv->GetPointer(), 2);
 		return v;
 	}
 	return dflt;
@@ -788,12 +790,15 @@ bool read_body(Ctx &c, std::istream &is, gdcm::DataSet &ds, bool skip_pixels, bo
 				stop(DIANA_EDICOM, "unexpected delimiter (FFFE,%04X) at offset %llu", t.GetElement(), ull(pos));
 			de.template ReadPreValue<TDE, TSwap>(is, {});
 			uint32_t vl = de.GetVL();
-			if (std::is_same<TSwap, SwapLE>::value && vl >= BIG_VALUE && vl != UNDEFINED_LENGTH &&
-			    de.GetVR() != gdcm::VR::SQ) {
-				/* the bytes of a large value, pixel data mostly, go straight
-				 * into what becomes the model (GDCM's ReadValue would
-				 * allocate, zero and fill a buffer that is copied again) */
-				if (defer_pixels && tag == TAG_PIXEL_DATA && c.sb->file_backed()) {
+			/* the bytes of a value (little endian, defined length, not a
+			 * sequence) go straight into what becomes the model: GDCM's
+			 * ReadValue would allocate, zero and fill a buffer that is
+			 * copied again, for the same bytes (it reads such a value as
+			 * they are). Every value in explicit VR; in implicit VR the
+			 * large ones only (pixel data mostly). */
+			if (std::is_same<TSwap, SwapLE>::value && vl != UNDEFINED_LENGTH && de.GetVR() != gdcm::VR::SQ &&
+			    (vl >= BIG_VALUE || (std::is_same<TDE, gdcm::ExplicitDataElement>::value && vl > 0))) {
+				if (defer_pixels && vl >= BIG_VALUE && tag == TAG_PIXEL_DATA && c.sb->file_backed()) {
 					/* native Pixel Data stays in the file: written by
 					 * copying it from there (ParseOptions::defer_pixels) */
 					uint64_t off = c.sb->tell();

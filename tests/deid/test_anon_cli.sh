@@ -174,6 +174,11 @@ check "second run, -j 1" 0 "$DIANA" anon --secret-file "$T/secret" -o "$T/o2" "$
 if diff -r -x '*.json' "$T/o1" "$T/o2" >"$T/err" 2>&1; then ok "same secret: identical output tree"; else notok "same secret: trees differ"; fi
 check "--sync-each" 0 "$DIANA" anon --secret-file "$T/secret" --sync-each -j 2 -o "$T/o2s" "$T/in"
 if diff -r -x '*.json' "$T/o1" "$T/o2s" >"$T/err" 2>&1; then ok "--sync-each: identical output tree"; else notok "--sync-each: trees differ"; fi
+check "--no-sync" 0 "$DIANA" anon --secret-file "$T/secret" --no-sync -j 2 -o "$T/o2n" "$T/in"
+if diff -r -x '*.json' "$T/o1" "$T/o2n" >"$T/err" 2>&1; then ok "--no-sync: identical output tree"; else notok "--no-sync: trees differ"; fi
+check "--sync-each with --no-sync is a usage error" 1 "$DIANA" anon --secret-file "$T/secret" --sync-each --no-sync \
+	-o "$T/o0" "$T/in"
+contains "--sync-each with --no-sync: says why" "$T/err" "exclude each other"
 check "another secret" 0 "$DIANA" anon --secret-file "$T/secret2" -o "$T/o3" "$T/in"
 common=$(cd "$T/o1" && find . -type f -name '*.dcm' | sort >"$T/l1"; cd "$T/o3" && find . -type f -name '*.dcm' | sort >"$T/l3"; comm -12 "$T/l1" "$T/l3" | wc -l)
 [ "$common" -eq 0 ] && ok "another secret: no path in common" || notok "another secret: $common paths in common"

@@ -1689,3 +1689,64 @@ Test(deid, into_a_folder_tree)
 	cr_expect_eq(diana_anonymize_sync("/nonexistent/folder"), DIANA_ENOTFOUND);
 	diana_profile_free(p);
 }
+
+/* objects without SOP Instance UID (datasets that are not stored images)
+ * each get their own output, named by a keyed hash of their input path;
+ * and the writeback flags write the same bytes */
+Test(deid, into_without_sop_uid_and_flags)
+{
+	const char *root = getenv("DIANA_TEST_DATA");
+	static const char *const names[] = { "private/priv_SQ.dcm", "private/nested_priv_SQ.dcm",
+		                             "charset/chrSQEncoding.dcm", "private/UN_sequence.dcm" };
+	char in[600], out_dir[600], again[600];
+	char *outs[4] = { NULL }, *o = NULL;
+	diana_profile *p = profile(0);
+
+	snprintf(out_dir, sizeof out_dir, "%s/nouid", tmpdir);
+	for (int i = 0; i < 4; i++) {
+		diana_deid_result *r = NULL;
+		snprintf(in, sizeof in, "%s/dicom/%s", root, names[i]);
+		cr_assert_eq(diana_anonymize_into(p, in, out_dir, DIANA_ANON_NO_SYNC, &outs[i], &r), 0, "%s: %s",
+		             names[i], diana_error_message());
+		cr_assert_null(diana_deid_result_get(r, "SOPInstanceUID"), "%s has a SOP Instance UID", names[i]);
+		const char *base = strrchr(outs[i], '/') + 1;
+		cr_expect(!strncmp(base, "nouid-", 6) && strlen(base) == 6 + 32 + 4, "%s", base);
+		cr_expect_null(strstr(outs[i], names[i]), "the input's name is not in the output's");
+		for (int k = 0; k < i; k++)
+			cr_expect_str_neq(outs[i], outs[k], "two inputs, one output");
+		diana_deid_result_free(r);
+	}
+	cr_expect_eq(count_files(out_dir), 4, "each input has its output");
+	/* the same input again: the same name (a rerun replaces, never adds) */
+	snprintf(in, sizeof in, "%s/dicom/%s", root, names[0]);
+	cr_assert_eq(diana_anonymize_into(p, in, out_dir, DIANA_ANON_NO_SYNC | DIANA_ANON_NO_WRITEBACK, &o, NULL), 0);
+	cr_expect_str_eq(o, outs[0]);
+	diana_free(o);
+	/* the three durability modes give the same bytes */
+	snprintf(in, sizeof in, "%s/dicom/ct/CT_small.dcm", root);
+	{
+		uint32_t modes[3] = { 0, DIANA_ANON_NO_SYNC, DIANA_ANON_NO_SYNC | DIANA_ANON_NO_WRITEBACK };
+		uint8_t *first = NULL;
+		size_t nfirst = 0;
+		for (int m = 0; m < 3; m++) {
+			uint8_t *b;
+			size_t nb;
+			snprintf(again, sizeof again, "%s/modes%d", tmpdir, m);
+			cr_assert_eq(diana_anonymize_into(p, in, again, modes[m], &o, NULL), 0);
+			b = read_file(o, &nb);
+			if (!first) {
+				first = b;
+				nfirst = nb;
+			} else {
+				cr_expect(nb == nfirst && !memcmp(b, first, nb), "mode %d wrote other bytes", m);
+				free(b);
+			}
+			diana_free(o);
+		}
+		free(first);
+	}
+	cr_expect_eq(diana_anonymize_into(p, in, again, DIANA_ANON_NO_WRITEBACK << 1, NULL, NULL), DIANA_EINVAL);
+	for (int i = 0; i < 4; i++)
+		diana_free(outs[i]);
+	diana_profile_free(p);
+}
