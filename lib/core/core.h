@@ -85,6 +85,26 @@ int diana__base64_decode(const char *text, size_t len, uint8_t **out, size_t *ou
 int diana__file_read(const char *path, uint64_t max_size, uint8_t **out, size_t *len);
 
 /**
+ * Read a secret or token file that must be private: a regular file (checked
+ * on the open descriptor, no stat/open race) with no permission bit for group
+ * or others, at most `max` bytes. Exactly one trailing LF or CR LF is cut
+ * ("a\n\n" gives "a\n"): the project secret's rule, so pseudonyms never change.
+ * On success *out is NUL-terminated (*len excludes the NUL), owned by the
+ * caller: OPENSSL_cleanse it before free(). On error nothing is returned and
+ * every copy was cleansed. Messages start with "<what>: " when `what` is not
+ * NULL and never carry the content. Errors: DIANA_ENOTFOUND/EIO/... from
+ * errno (open, read), DIANA_EINVAL (not a regular file, larger than max),
+ * DIANA_EAUTH (mode & 077: "chmod 600 it"), DIANA_ENOMEM.
+ */
+int diana__secret_file_read(const char *path, const char *what, size_t max, uint8_t **out, size_t *len);
+/**
+ * The same reader without the privacy checks, for a credential file the API
+ * never required to be private (the HEC token file): any mode, any readable
+ * file but a folder (DIANA_EIO), so pipes (`--token-file <(...)`) still work.
+ */
+int diana__secret_file_read_any(const char *path, const char *what, size_t max, uint8_t **out, size_t *len);
+
+/**
  * Atomic file creation: data goes to a temporary file beside `path`
  * (".<name>.tmp-XXXXXX", mode 0600), then is fsync'd and renamed over
  * `path`, then the folder is fsync'd. Abort removes the temporary file.

@@ -1,5 +1,5 @@
 /*
- * libdiana - file helpers: bounded reads, atomic creation.
+ * libdiana - file helpers: bounded reads, secret files, atomic creation.
  * SPDX-License-Identifier: MIT
  */
 #include <errno.h>
@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include <dirent.h>
+#include <openssl/crypto.h>
+
 #include "core.h"
 
 int diana__file_read(const char *path, uint64_t max_size, uint8_t **out, size_t *len)
@@ -94,6 +96,154 @@ fail:
 	free(buf);
 	close(fd);
 	return rc;
+}
+
+/*
+ * Secret and token files. One reader for the project secret (lib/deid), the
+ * pipeline's secret files and the HEC token file (lib/dose). The descriptor
+ * is checked, not the path (no stat/open race); every copy of the bytes is
+ * cleansed before it is freed; no message carries the content.
+ */
+
+/* "<what>: " in front of a message, or nothing */
+#define SECRET_PFX(what) ((what) ? (what) : ""), ((what) ? ": " : "")
+
+static int secret_errno(int errnum, const char *what, const char *doing)
+{
+	char msg[256];
+
+	snprintf(msg, sizeof msg, "%s%s%s", SECRET_PFX(what), doing);
+	return diana__error_errno(errnum, msg);
+}
+
+static int secret_too_large(const char *what, size_t max)
+{
+	if (max >= (1u << 20) && max % (1u << 20) == 0)
+		return diana__error_set(DIANA_EINVAL, "%s%slarger than %zu MiB", SECRET_PFX(what), max >> 20);
+	if (max >= 1024 && max % 1024 == 0)
+		return diana__error_set(DIANA_EINVAL, "%s%slarger than %zu KiB", SECRET_PFX(what), max >> 10);
+	return diana__error_set(DIANA_EINVAL, "%s%slarger than %zu bytes", SECRET_PFX(what), max);
+}
+
+static void secret_dispose(uint8_t *buf, size_t size)
+{
+	if (buf) {
+		OPENSSL_cleanse(buf, size);
+		free(buf);
+	}
+}
+
+/* strict: the file must be regular and closed to group and others */
+static int secret_read(const char *path, const char *what, size_t max, int strict, uint8_t **out,
+                       size_t *len)
+{
+	struct stat st;
+	uint8_t *buf = NULL;
+	size_t cap = 0, n = 0;
+	int fd, rc;
+
+	*out = NULL;
+	*len = 0;
+	/* O_NONBLOCK: a FIFO named as a private secret is refused, not waited on */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | (strict ? O_NONBLOCK : 0));
+	if (fd < 0)
+		return secret_errno(errno, what, "cannot open");
+	if (fstat(fd, &st) < 0) {
+		rc = secret_errno(errno, what, "cannot stat");
+		goto fail;
+	}
+	if (!strict && S_ISDIR(st.st_mode)) {
+		rc = diana__error_set(DIANA_EIO, "%s%sis a directory", SECRET_PFX(what));
+		goto fail;
+	}
+	if (strict && !S_ISREG(st.st_mode)) {
+		rc = diana__error_set(DIANA_EINVAL, "%s%snot a regular file", SECRET_PFX(what));
+		goto fail;
+	}
+	if (strict && (st.st_mode & (S_IRWXG | S_IRWXO))) {
+		rc = diana__error_set(DIANA_EAUTH, "%s%saccessible by group or others (mode %03o): chmod 600 it",
+		                      SECRET_PFX(what), (unsigned)(st.st_mode & 0777));
+		goto fail;
+	}
+	if (st.st_size < 0 || (uint64_t)st.st_size > max) {
+		rc = secret_too_large(what, max);
+		goto fail;
+	}
+	/* the size is a first guess: read to the end (pipes have none), bounded by max */
+	cap = st.st_size > 0 ? (size_t)st.st_size : (max < 4096 ? max : 4096);
+	buf = diana__malloc(cap + 1);
+	if (!buf) {
+		rc = DIANA_ENOMEM;
+		goto fail;
+	}
+	for (;;) {
+		ssize_t r;
+
+		if (n == cap) {
+			uint8_t *bigger;
+			size_t ncap;
+
+			if (n >= max) {
+				/* exactly max bytes is fine: look for the end of the file */
+				uint8_t probe = 0;
+				do
+					r = read(fd, &probe, 1);
+				while (r < 0 && errno == EINTR);
+				OPENSSL_cleanse(&probe, 1);
+				if (r == 0)
+					break;
+				rc = r < 0 ? secret_errno(errno, what, "cannot read") : secret_too_large(what, max);
+				goto fail;
+			}
+			ncap = cap > max / 2 ? max : cap * 2;
+			bigger = diana__malloc(ncap + 1);
+			if (!bigger) {
+				rc = DIANA_ENOMEM;
+				goto fail;
+			}
+			memcpy(bigger, buf, n);
+			secret_dispose(buf, cap + 1);
+			buf = bigger;
+			cap = ncap;
+		}
+		r = read(fd, buf + n, cap - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			rc = secret_errno(errno, what, "cannot read");
+			goto fail;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	close(fd);
+	/* exactly one line end (LF or CR LF), so that echo and editors change nothing */
+	if (n && buf[n - 1] == '\n') {
+		n--;
+		if (n && buf[n - 1] == '\r')
+			n--;
+	}
+	buf[n] = 0;
+	*out = buf;
+	*len = n;
+	return 0;
+fail:
+	secret_dispose(buf, buf ? cap + 1 : 0);
+	close(fd);
+	return rc;
+}
+
+#undef SECRET_PFX
+
+int diana__secret_file_read(const char *path, const char *what, size_t max, uint8_t **out, size_t *len)
+{
+	return secret_read(path, what, max, 1, out, len);
+}
+
+int diana__secret_file_read_any(const char *path, const char *what, size_t max, uint8_t **out, size_t *len)
+{
+	return secret_read(path, what, max, 0, out, len);
 }
 
 static char *dir_of(const char *path)

@@ -4,13 +4,9 @@
  * SPDX-License-Identifier: MIT
  */
 #include <ctype.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -82,76 +78,6 @@ DIANA_API int diana_profile_options_init(diana_profile_options *opts, uint32_t v
 	return 0;
 }
 
-/*
- * The secret file: a regular file, at most 1 MiB, not readable or writable
- * by group or others. Its whole content is the key, except one trailing
- * newline (LF or CR LF) so that `echo`/editors do not change pseudonyms.
- */
-static int read_secret(const char *path, uint8_t **out, size_t *len)
-{
-	struct stat st;
-	uint8_t *buf = NULL;
-	size_t n = 0;
-	int fd, rc;
-
-	*out = NULL;
-	*len = 0;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return diana__error_errno(errno, "cannot open the secret file");
-	if (fstat(fd, &st) < 0) {
-		rc = diana__error_errno(errno, "cannot stat the secret file");
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = diana__error_set(DIANA_EINVAL, "the secret file is not a regular file");
-		goto out;
-	}
-	if (st.st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)) {
-		rc = diana__error_set(DIANA_EAUTH,
-		                      "the secret file is accessible by group or others (mode %03o): chmod 600 it",
-		                      (unsigned)(st.st_mode & 0777));
-		goto out;
-	}
-	if ((uint64_t)st.st_size > SECRET_FILE_MAX) {
-		rc = diana__error_set(DIANA_EINVAL, "the secret file is larger than 1 MiB");
-		goto out;
-	}
-	buf = diana__malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		rc = DIANA_ENOMEM;
-		goto out;
-	}
-	while (n < (size_t)st.st_size) {
-		ssize_t r = read(fd, buf + n, (size_t)st.st_size - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			rc = diana__error_errno(errno, "cannot read the secret file");
-			goto out;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	if (n && buf[n - 1] == '\n') {
-		n--;
-		if (n && buf[n - 1] == '\r')
-			n--;
-	}
-	*out = buf;
-	*len = n;
-	buf = NULL;
-	rc = 0;
-out:
-	if (buf) {
-		OPENSSL_cleanse(buf, (size_t)st.st_size);
-		free(buf);
-	}
-	close(fd);
-	return rc;
-}
-
 DIANA_API int diana_profile_new(diana_profile **out, const diana_profile_options *opts)
 {
 	diana_profile *p = NULL;
@@ -181,7 +107,11 @@ DIANA_API int diana_profile_new(diana_profile **out, const diana_profile_options
 	if (opts->secret_file && opts->secret)
 		return diana__error_set(DIANA_EINVAL, "give the secret or the secret file, not both");
 	if (opts->secret_file) {
-		rc = read_secret(opts->secret_file, &secret, &secret_len);
+		/* regular, at most 1 MiB, closed to group and others; the whole content is
+		 * the key but one trailing LF or CR LF, so that echo/editors do not change
+		 * pseudonyms */
+		rc = diana__secret_file_read(opts->secret_file, "the secret file", SECRET_FILE_MAX, &secret,
+		                             &secret_len);
 		if (rc < 0)
 			return rc;
 	} else if (opts->secret) {

@@ -64,24 +64,18 @@ static int dup_opt(const char *s, char **out)
 	return *out ? 0 : diana__error_oom();
 }
 
+/* the token file: any mode and kind of file (a pipe too), at most 64 KiB, one line end cut */
 static int read_token(const char *path, char **out)
 {
 	uint8_t *data = NULL;
 	size_t len = 0;
-	int rc = diana__file_read(path, 65536, &data, &len);
-	char *tok;
+	int rc = diana__secret_file_read_any(path, "the HEC token file", 65536, &data, &len);
 	if (rc < 0)
 		return rc;
-	if (len && data[len - 1] == '\n')
-		len--;
+	/* the helper cut "\n" or "\r\n"; a lone "\r" at the end always went too */
 	if (len && data[len - 1] == '\r')
-		len--;
-	tok = diana__strndup((const char *)data, len);
-	memset(data, 0, len);
-	free(data);
-	if (!tok)
-		return diana__error_oom();
-	*out = tok;
+		data[--len] = 0;
+	*out = (char *)data;
 	return 0;
 }
 

@@ -146,34 +146,21 @@ static char *join_path(const char *base, const char *p)
 	return out;
 }
 
-/* read a secret file: regular, not readable by group/others, trailing newline cut */
+/* read a secret file: regular, closed to group and others, trailing line ends cut */
 static int read_secret(const char *path, const char *what, char **out, size_t *len)
 {
-	struct stat sb;
 	uint8_t *data = NULL;
 	size_t n = 0;
 	int rc;
 
-	if (stat(path, &sb) != 0)
-		return diana__error_set(diana__errno_code(errno), "%s: cannot read the file", what);
-	if (!S_ISREG(sb.st_mode))
-		return diana__error_set(DIANA_EINVAL, "%s: not a regular file", what);
-	if (sb.st_mode & 077)
-		return diana__error_set(DIANA_EAUTH, "%s: the file must not be readable by others (chmod 600)", what);
-	rc = diana__file_read(path, 1 << 16, &data, &n);
+	rc = diana__secret_file_read(path, what, 1 << 16, &data, &n);
 	if (rc < 0)
 		return rc;
+	/* the helper cut one line end; URLs, tokens and HMAC keys lose them all */
 	while (n > 0 && (data[n - 1] == '\n' || data[n - 1] == '\r'))
 		n--;
-	*out = diana__malloc(n + 1);
-	if (!*out) {
-		free(data);
-		return DIANA_ENOMEM;
-	}
-	memcpy(*out, data, n);
-	(*out)[n] = '\0';
-	memset(data, 0, n);
-	free(data);
+	data[n] = '\0';
+	*out = (char *)data;
 	if (len)
 		*len = n;
 	return 0;
