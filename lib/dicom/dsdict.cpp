@@ -1,19 +1,15 @@
 /*
- * libdiana - VR tables and the data dictionary (through GDCM's public dict).
+ * libdiana - VR tables and the data dictionary (GDCM's public dictionary,
+ * made a constant table at build time by gen_dict.cpp).
  * SPDX-License-Identifier: MIT
  */
+#include <algorithm>
 #include <cstdarg>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <string>
-#include <unordered_map>
 
-#include <gdcmDict.h>
-#include <gdcmDictEntry.h>
-#include <gdcmDicts.h>
-#include <gdcmGlobal.h>
-#include <gdcmTag.h>
-#include <gdcmVR.h>
 
 #include "dsmodel.h"
 
@@ -119,19 +115,34 @@ std::string vr_str(uint16_t vr)
 	return s;
 }
 
-static const gdcm::DictEntry *public_entry(uint32_t tag)
+namespace {
+
+/* a dictionary VR: two letters, or one of GDCM's ambiguous ones */
+constexpr uint16_t DV(char a, char b)
 {
-	/* the public dictionary only: gdcm::Dicts::GetDictEntry() writes into a
-	 * static entry for private and group length tags (not thread-safe);
-	 * gdcm::Dict::GetDictEntry() is a lookup in a constant map */
-	const gdcm::Dict &dict = gdcm::Global::GetInstance().GetDicts().GetPublicDict();
-	const gdcm::DictEntry &e = dict.GetDictEntry(gdcm::Tag(static_cast<uint16_t>(tag >> 16),
-	                                                       static_cast<uint16_t>(tag & 0xFFFF)));
-	const char *kw = e.GetKeyword();
-	if (!kw || !*kw)
-		return nullptr;
-	return &e;
+	return static_cast<uint16_t>((static_cast<uint8_t>(a) << 8) | static_cast<uint8_t>(b));
 }
+constexpr uint16_t DV_NONE = 0, DV_OB_OW = 1, DV_US_SS = 2, DV_US_SS_OW = 3, DV_US_OW = 4;
+
+struct DictRow {
+	uint32_t tag;
+	uint16_t vr;
+	const char *keyword;
+};
+
+/* dict_rows (by tag) and dict_by_keyword (indexes, by keyword) */
+#include "dict_table.inc"
+
+const DictRow *public_entry(uint32_t tag)
+{
+	/* exact tags only, as gdcm::Dict::GetDictEntry() (repeating groups are
+	 * listed under their first group) */
+	const DictRow *end = dict_rows + sizeof dict_rows / sizeof dict_rows[0];
+	const DictRow *r = std::lower_bound(dict_rows, end, tag, [](const DictRow &a, uint32_t t) { return a.tag < t; });
+	return (r != end && r->tag == tag) ? r : nullptr;
+}
+
+} // namespace
 
 uint16_t dict_vr(uint32_t tag, int pixel_rep)
 {
@@ -141,26 +152,22 @@ uint16_t dict_vr(uint32_t tag, int pixel_rep)
 		return VR_UL;
 	if (group & 1)
 		return (elem >= 0x0010 && elem <= 0x00FF) ? VR_LO : VR_UN;
-	const gdcm::DictEntry *e = public_entry(tag);
+	const DictRow *e = public_entry(tag);
 	if (!e)
 		return VR_UN;
-	gdcm::VR::VRType v = e->GetVR();
-	switch (v) {
-	case gdcm::VR::OB_OW:
+	switch (e->vr) {
+	case DV_OB_OW:
 		return VR_OW; /* PS3.5 A.1: implicit VR means OW */
-	case gdcm::VR::US_SS:
-	case gdcm::VR::US_SS_OW:
+	case DV_US_SS:
+	case DV_US_SS_OW:
 		return pixel_rep == 1 ? VR_SS : VR_US;
-	case gdcm::VR::US_OW:
+	case DV_US_OW:
 		return VR_US;
-	default:
-		break;
-	}
-	const char *s = gdcm::VR::GetVRString(v);
-	if (!s || strlen(s) != 2)
+	case DV_NONE:
 		return VR_UN;
-	uint16_t r = vr2(s[0], s[1]);
-	return vr_known(r) ? r : VR_UN;
+	default:
+		return vr_known(e->vr) ? e->vr : VR_UN;
+	}
 }
 
 const char *dict_keyword(uint32_t tag)
@@ -171,37 +178,19 @@ const char *dict_keyword(uint32_t tag)
 		return "";
 	if (elem == 0 && group != 0x0000 && group != 0x0002)
 		return "";
-	const gdcm::DictEntry *e = public_entry(tag);
-	return e ? e->GetKeyword() : "";
+	const DictRow *e = public_entry(tag);
+	return e ? e->keyword : "";
 }
-
-namespace {
-
-std::unordered_map<std::string, uint32_t> build_kw_map()
-{
-	std::unordered_map<std::string, uint32_t> m;
-	const gdcm::Dict &d = gdcm::Global::GetInstance().GetDicts().GetPublicDict();
-	for (auto it = d.Begin(); it != d.End(); ++it) {
-		const char *kw = it->second.GetKeyword();
-		if (!kw || !*kw)
-			continue;
-		uint32_t tag = (static_cast<uint32_t>(it->first.GetGroup()) << 16) | it->first.GetElement();
-		/* the dictionary is ordered: the first (lowest) tag of a repeating group wins */
-		m.emplace(kw, tag);
-	}
-	return m;
-}
-
-} // namespace
 
 bool dict_lookup(const char *keyword, uint32_t *tag)
 {
-	/* built once, thread-safe (C++11 static initialisation), read-only afterwards */
-	static const std::unordered_map<std::string, uint32_t> map = build_kw_map();
-	auto it = map.find(keyword);
-	if (it == map.end())
+	const unsigned short *end = dict_by_keyword + sizeof dict_by_keyword / sizeof dict_by_keyword[0];
+	const unsigned short *i = std::lower_bound(dict_by_keyword, end, keyword, [](unsigned short a, const char *k) {
+		return std::strcmp(dict_rows[a].keyword, k) < 0;
+	});
+	if (i == end || std::strcmp(dict_rows[*i].keyword, keyword) != 0)
 		return false;
-	*tag = it->second;
+	*tag = dict_rows[*i].tag;
 	return true;
 }
 

@@ -151,9 +151,15 @@ def test_anonymize_folder(tmp_path, secret_file):
 def test_anonymize_into(tmp_path, ct_path):
     with diana.Profile(secret=SECRET) as p:
         out, r = p.anonymize_into(ct_path, tmp_path / "tree")
+        with open(out, "rb") as f:
+            first = f.read()
         out2, r2 = p.anonymize_into(ct_path, tmp_path / "tree", sync=False)
         diana.sync_folder(tmp_path / "tree")
         assert out == out2 and r == r2
+        out3, r3 = p.anonymize_into(ct_path, tmp_path / "tree", sync=False, writeback=False)
+        assert out3 == out and r3 == r
+        with open(out3, "rb") as f:
+            assert f.read() == first
         rel = os.path.relpath(out, tmp_path / "tree").split(os.sep)
         assert rel == [r["PatientID"], r["StudyInstanceUID"], r["SeriesInstanceUID"],
                        r["SOPInstanceUID"] + ".dcm"]

@@ -32,6 +32,7 @@ ACTION_REPLACE = 4
 
 # diana_anon_flag_t
 ANON_NO_SYNC = 1 << 0
+ANON_NO_WRITEBACK = 1 << 1
 
 _ACTION_NAMES = {"default": ACTION_DEFAULT, "keep": ACTION_KEEP, "remove": ACTION_REMOVE,
                  "empty": ACTION_EMPTY}
@@ -165,17 +166,19 @@ class Profile:
         result = _take_result(res)
         return _lib.take_bytes(out, n.value), result
 
-    def anonymize_into(self, in_path, out_dir, sync=True):
+    def anonymize_into(self, in_path, out_dir, sync=True, writeback=True):
         """De-identify a file into the tree
         OUT_DIR/<PatientID>/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm:
         (output path, result dict), or (None, None) for a DICOMDIR (nothing
-        written). ``sync=False`` skips the per-file fsync; call
-        :func:`sync_folder` once at the end."""
+        written). ``sync=False`` skips the per-file fsync (the output is
+        handed to the kernel's writeback at once); call :func:`sync_folder`
+        once at the end. ``writeback=False`` (with ``sync=False``) does not
+        start the writeback either: for scratch outputs never synced."""
         out = c_void_p()
         res = P_result()
+        flags = 0 if sync else ANON_NO_SYNC | (0 if writeback else ANON_NO_WRITEBACK)
         with self._use() as h:
-            rc = api.diana_anonymize_into(h, _path(in_path), _path(out_dir),
-                                          0 if sync else ANON_NO_SYNC, byref(out), byref(res))
+            rc = api.diana_anonymize_into(h, _path(in_path), _path(out_dir), flags, byref(out), byref(res))
         if rc == 1:
             return None, None
         result = _take_result(res)
