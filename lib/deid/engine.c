@@ -833,7 +833,38 @@ static void code_item(diana__buf *b, const char *value, const char *scheme, cons
  * Longitudinal Temporal Information Modified. Methods and codes of an
  * earlier de-identification are kept (plain ASCII ones), ours appended.
  */
+static int add_method_json(ctx *c, diana_dataset *ds);
+
 static int add_method(ctx *c, diana_dataset *ds)
+{
+	diana_profile *p = (diana_profile *)c->p; /* only its method cache is written, under its lock */
+	diana_dataset *frag;
+	int slot = p->nov ? 1 : 0, rc = 0;
+
+	/* an input with a method or codes of its own keeps them (merged below) */
+	if (diana__dataset_has(ds, 0x00120063) || diana__dataset_has(ds, 0x00120064))
+		return add_method_json(c, ds);
+	/* otherwise the elements depend on the profile alone: parsed once */
+	frag = __atomic_load_n(&p->method_ds[slot], __ATOMIC_ACQUIRE);
+	if (!frag) {
+		pthread_mutex_lock(&p->method_lock);
+		frag = p->method_ds[slot];
+		if (!frag && (rc = diana_dataset_from_json(&frag, "{}", 2)) == 0) {
+			if ((rc = add_method_json(c, frag)) < 0) {
+				diana_dataset_free(frag);
+				frag = NULL;
+			} else {
+				__atomic_store_n(&p->method_ds[slot], frag, __ATOMIC_RELEASE);
+			}
+		}
+		pthread_mutex_unlock(&p->method_lock);
+		if (rc < 0)
+			return rc;
+	}
+	return diana__dataset_put_from(ds, frag);
+}
+
+static int add_method_json(ctx *c, diana_dataset *ds)
 {
 	diana__buf b = DIANA__BUF_INIT;
 	char *prior = NULL, key[96];

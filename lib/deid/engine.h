@@ -30,6 +30,11 @@ struct diana_profile {
 	diana__keyfile *key;      /* NULL without a key file */
 	diana__override *ov;      /* sorted by tag */
 	size_t nov;
+	/* the elements add_method() writes into an input that has no method or
+	 * code sequence of its own: built once per profile ([1]: with
+	 * overrides), under method_lock, then read-only */
+	pthread_mutex_t method_lock;
+	diana_dataset *method_ds[2];
 };
 
 /* Fields of a result, in this order. */

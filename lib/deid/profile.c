@@ -129,6 +129,7 @@ DIANA_API int diana_profile_new(diana_profile **out, const diana_profile_options
 		rc = DIANA_ENOMEM;
 		goto fail;
 	}
+	pthread_mutex_init(&p->method_lock, NULL);
 	p->options = opts->options;
 	p->shift_max_days = opts->date_shift_max_days ? opts->date_shift_max_days : DIANA__SHIFT_DEFAULT_DAYS;
 	rc = diana__mint_new(&p->mint, secret ? secret : opts->secret, secret_len);
@@ -164,6 +165,9 @@ DIANA_API void diana_profile_free(diana_profile *p)
 	for (size_t i = 0; i < p->nov; i++)
 		free(p->ov[i].value);
 	free(p->ov);
+	diana_dataset_free(p->method_ds[0]);
+	diana_dataset_free(p->method_ds[1]);
+	pthread_mutex_destroy(&p->method_lock);
 	free(p);
 }
 

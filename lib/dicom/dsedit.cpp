@@ -268,6 +268,31 @@ extern "C" int diana__dataset_put_json(diana_dataset *ds, const char *json)
 	DIANA_CATCH_ALL
 }
 
+extern "C" int diana__dataset_put_from(diana_dataset *ds, const diana_dataset *src)
+{
+	if (!ds || !src)
+		return diana__error_set(DIANA_EINVAL, "NULL argument");
+	try {
+		for (const Element &el : src->d.root.elems)
+			if (el.tag == TAG_PIXEL_DATA || (el.tag & 0xFFFF) == 0 || el.deferred)
+				return diana__error_set(DIANA_EINVAL, "(%04X,%04X) cannot be put", el.tag >> 16,
+				                        el.tag & 0xFFFF);
+		for (const Element &el : src->d.meta)
+			put_sorted(ds->d.meta, Element(el));
+		for (const Element &el : src->d.root.elems)
+			put_sorted(ds->d.root.elems, Element(el));
+		return 0;
+	}
+	DIANA_CATCH_ALL
+}
+
+extern "C" int diana__dataset_has(const diana_dataset *ds, uint32_t tag)
+{
+	if (!ds)
+		return 0;
+	return ((tag >> 16) == 0x0002 ? ds->d.find_meta(tag) : ds->d.root.find(tag)) != nullptr;
+}
+
 extern "C" int diana__dict_tag(const char *keyword, uint32_t *tag)
 {
 	if (!keyword || !tag)

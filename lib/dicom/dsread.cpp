@@ -252,7 +252,9 @@ protected:
 	}
 
 private:
-	static constexpr uint64_t WINDOW = 64 * 1024;
+	/* bytes read ahead: a header, for most files (pixel data is read
+	 * straight, or left in the file) */
+	static constexpr uint64_t WINDOW = 16 * 1024;
 
 	struct Patch {
 		uint64_t pos;

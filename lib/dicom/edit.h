@@ -76,6 +76,16 @@ int diana__dataset_put(diana_dataset *ds, uint32_t tag, const char *vr, const ui
  */
 int diana__dataset_put_json(diana_dataset *ds, const char *json);
 
+/**
+ * Insert or replace the top-level elements (and file meta elements) of
+ * `src` into `ds`, copies: as diana__dataset_put_json() with a dataset
+ * parsed once (e.g. the same code sequence for every file).
+ */
+int diana__dataset_put_from(diana_dataset *ds, const diana_dataset *src);
+
+/** Whether the top level (or the file meta, for group 0002) has `tag`. */
+int diana__dataset_has(const diana_dataset *ds, uint32_t tag);
+
 /** How diana__dataset_save_atomic() makes its output durable. */
 enum {
 	/* nothing: the caller syncs later, or never (scratch output) */
