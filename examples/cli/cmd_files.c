@@ -544,7 +544,7 @@ void scan_help(FILE *out)
 {
 	fprintf(out,
 	        "Usage: %s scan [--key KEY.csv] [--value V]... [--original FILE_OR_DIR]...\n"
-	        "               [--option NAME]... [-j N] OUTPUT...\n"
+	        "               [--option NAME]... [--secret-file FILE] [-j N] OUTPUT...\n"
 	        "\n"
 	        "Look for protected values (the originals' names, IDs, dates, UIDs, addresses...)\n"
 	        "in de-identified outputs: file and folder names, the preamble, the file meta and\n"
@@ -560,6 +560,9 @@ void scan_help(FILE *out)
 	        "  --option NAME           the outputs were made with this option of diana anon\n"
 	        "                          (repeatable, same names): the values it retains on\n"
 	        "                          purpose are not protected from --original and --key\n"
+	        "  --secret-file FILE      the outputs' project secret: the sham name diana anon\n"
+	        "                          writes for each protected person name is known as\n"
+	        "                          its own (a sham can share a word with a real name)\n"
 	        "  -j, --jobs N            scan with N threads (default 1; same report)\n"
 	        "  -h, --help              show this help\n"
 	        "\n"
@@ -723,9 +726,10 @@ static void *scan_worker(void *arg)
 
 int cmd_scan(int argc, char **argv)
 {
-	enum { OPT_KEY = 256, OPT_VALUE, OPT_ORIGINAL, OPT_OPTION };
+	enum { OPT_KEY = 256, OPT_VALUE, OPT_ORIGINAL, OPT_OPTION, OPT_SECRET };
 	static const struct option longopts[] = {
 		{ "key", required_argument, NULL, OPT_KEY },
+		{ "secret-file", required_argument, NULL, OPT_SECRET },
 		{ "value", required_argument, NULL, OPT_VALUE },
 		{ "original", required_argument, NULL, OPT_ORIGINAL },
 		{ "option", required_argument, NULL, OPT_OPTION },
@@ -743,6 +747,8 @@ int cmd_scan(int argc, char **argv)
 	uint32_t options = 0;
 	long jobs = 1;
 	char *end;
+	const char *secret_file = NULL;
+	diana_profile *profile = NULL;
 	int c, rc, status = EXIT_FAIL, sources = 0;
 
 	memset(&run, 0, sizeof run);
@@ -776,6 +782,9 @@ int cmd_scan(int argc, char **argv)
 			}
 			options |= bit;
 			break;
+		case OPT_SECRET:
+			secret_file = optarg;
+			break;
 		case 'j':
 			errno = 0;
 			jobs = strtol(optarg, &end, 10);
@@ -801,7 +810,20 @@ int cmd_scan(int argc, char **argv)
 		status = usage_error("scan", "at least one OUTPUT is needed");
 		goto out;
 	}
-	if (diana_scanner_set_options(sc, options) < 0) {
+	if (secret_file) {
+		/* the outputs' profile: options and secret (overrides are not on the command line) */
+		diana_profile_options po = DIANA_PROFILE_OPTIONS_INIT;
+		po.secret_file = secret_file;
+		po.options = options;
+		if (diana_profile_new(&profile, &po) < 0) {
+			status = fail("--secret-file");
+			goto out;
+		}
+		if (diana_scanner_set_profile(sc, profile) < 0) {
+			status = fail("scan");
+			goto out;
+		}
+	} else if (diana_scanner_set_options(sc, options) < 0) {
 		fprintf(stderr, "%s scan: --option: %s\n", progname, diana_error_message());
 		status = EXIT_USAGE;
 		goto out;
@@ -904,5 +926,6 @@ out:
 	path_list_free(&originals);
 	path_list_free(&outputs);
 	diana_scanner_free(sc);
+	diana_profile_free(profile);
 	return status;
 }

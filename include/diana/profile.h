@@ -238,8 +238,11 @@ DIANA_API int diana_anonymize_sync(const char *path) DIANA_NOEXCEPT;
 /**
  * Tell a leak scanner that the outputs were made with `profile`: its
  * options and overrides, as diana_scanner_set_options() and
- * diana_scanner_set_action() (the secret and key file are not used). Must
- * be called before values are added to the scanner.
+ * diana_scanner_set_action(), and its secret: for every person name added
+ * afterwards, the sham name the engine writes for it is the engine's (an
+ * output value equal to it is not a finding, though it may share a word
+ * with a protected name). The scanner keeps its own copy of the secret;
+ * the key file is not used. Must be called before values are added.
  * Errors: DIANA_EINVAL, DIANA_ENOMEM.
  * Thread safety: handle (the scanner); the profile is only read. Since: 0.1
  */

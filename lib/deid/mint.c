@@ -115,6 +115,29 @@ int diana__mint_new(diana__mint **out, const uint8_t *key, size_t len)
 	return 0;
 }
 
+int diana__mint_dup(const diana__mint *m, diana__mint **out)
+{
+	diana__mint *d;
+
+	*out = NULL;
+	d = diana__calloc(1, sizeof *d);
+	if (!d)
+		return DIANA_ENOMEM;
+	if (!EVP_MAC_up_ref(m->mac)) {
+		free(d);
+		return diana__error_set(DIANA_ERROR, "OpenSSL HMAC-SHA256 is not available");
+	}
+	d->mac = m->mac;
+	d->tmpl = EVP_MAC_CTX_dup(m->tmpl);
+	if (!d->tmpl) {
+		diana__mint_free(d);
+		return diana__error_oom();
+	}
+	d->id = __atomic_add_fetch(&mint_ids, 1, __ATOMIC_RELAXED);
+	*out = d;
+	return 0;
+}
+
 void diana__mint_free(diana__mint *m)
 {
 	if (!m)

@@ -19,6 +19,8 @@ typedef struct diana__mint diana__mint;
 /** Keyed minter; the key is copied (and wiped on free). Thread-safe once created. */
 int diana__mint_new(diana__mint **out, const uint8_t *key, size_t len);
 void diana__mint_free(diana__mint *m);
+/** An independent copy (same key), e.g. for a scanner that outlives the profile. */
+int diana__mint_dup(const diana__mint *m, diana__mint **out);
 
 /** HMAC-SHA256(key, prefix || data). */
 int diana__mint_hmac(const diana__mint *m, const char *prefix, const void *data, size_t len,

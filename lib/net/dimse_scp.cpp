@@ -385,9 +385,12 @@ bool receive_one(diana__storescp *s, Worker *w, T_ASC_Association *&a, T_ASC_Pre
 			std::string sdir = s->dir + "/" + study;
 			std::string dest = sdir + "/" + sop + ".dcm";
 			int tries = 0, err = 0;
+			bool created = false;
 			/* the pipeline may move the study folder away at any moment: again */
 			for (;;) {
-				if (mkdir(sdir.c_str(), 0700) != 0 && errno != EEXIST) {
+				if (mkdir(sdir.c_str(), 0700) == 0)
+					created = true;
+				else if (errno != EEXIST) {
 					err = errno;
 					break;
 				}
@@ -399,6 +402,14 @@ bool receive_one(diana__storescp *s, Worker *w, T_ASC_Association *&a, T_ASC_Pre
 				if (err != ENOENT || ++tries >= 5)
 					break;
 			}
+			/* the answer says "stored": the new name (and a new study
+			 * folder's) must survive a power loss too, not only the bytes.
+			 * A folder the pipeline took away meanwhile took the file with
+			 * it (ENOENT): the pipeline has it, nothing to flush here. */
+			if (!err && (sync_file(sdir) != 0 && errno != ENOENT))
+				err = errno;
+			if (!err && created && sync_file(s->dir) != 0)
+				err = errno;
 			if (err) {
 				status = STATUS_STORE_Refused_OutOfResources;
 				diana__log(DIANA_LOG_WARNING, "dimse", "storage SCP %s: cannot store a received file in %s: %s",

@@ -126,7 +126,7 @@ for r in rep:
 ' "$OUT" "$T/key.csv" "$T/key.report.csv" "$T/data/manifest.csv"
 
 check "scan: the output is clean (key and originals protected)" 0 "$DIANA" scan --key "$T/key.csv" \
-	--original "$T/data" -j 2 "$OUT"/*/
+	--original "$T/data" --secret-file "$T/secret" -j 2 "$OUT"/*/
 helper_left=$(curl -s -u "$DIANA_LAB_HELPER_USER:$DIANA_LAB_HELPER_PASSWORD" "$DIANA_LAB_HELPER_URL/studies")
 is "the helper is emptied once the studies are written" "$helper_left" "[]"
 
@@ -216,7 +216,8 @@ rows = list(csv.DictReader(open(key, newline="")))
 accs = [r["OriginalAccessionNumber"] for r in rows]
 assert len(accs) == len(set(accs)) == 8, accs
 ' "$OUT2" "$T/key2.csv" "$bigtotal"
-check "scan after kill -9 and rerun: clean" 0 "$DIANA" scan --key "$T/key2.csv" -j 2 "$OUT2"/*/
+check "scan after kill -9 and rerun: clean" 0 "$DIANA" scan --key "$T/key2.csv" --secret-file "$T/secret" -j 2 \
+	"$OUT2"/*/
 
 # --- SIGTERM (like Ctrl-C in a terminal): the job stops soon, says so, a rerun finishes it
 OUT3=$T/o3

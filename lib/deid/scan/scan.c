@@ -26,6 +26,7 @@
 #include "../../core/core.h"
 #include "../deid.h"
 #include "../engine.h"
+#include "../mint.h"
 #include "keyfile.h"
 #include "scanutil.h"
 
@@ -53,9 +54,12 @@ struct diana_scanner {
 	                         files, IDs, dates, whole names) */
 	size_t n, cap;
 	diana__strmap kept;   /* folded values the profile keeps in the originals */
-	diana__strmap pseudo; /* folded pseudonyms of key files (Pseudo* name and ID columns): an
-	                         output value equal to one is the engine's, not a leak, even when a
-	                         sham name shares a word with another patient's real name */
+	diana__strmap pseudo; /* folded pseudonyms of key files (Pseudo* name and ID columns), and
+	                         with the outputs' profile the sham name of every protected person
+	                         name: an output value equal to one is the engine's, not a leak,
+	                         even when a sham name shares a word with another person's real
+	                         name (the engine's name lists hold common names) */
+	diana__mint *mint;    /* the outputs' project secret (set_profile), or NULL */
 
 	/* how the outputs were made: values the profile retains are not protected */
 	uint32_t options;     /* DIANA_DEID_* */
@@ -207,11 +211,32 @@ static int add_date(diana_scanner *s, const char *d)
 	return rc;
 }
 
+static int add_pseudonym(diana_scanner *s, const char *v);
+
+/* With the outputs' secret: the sham name the engine writes for this
+ * person name (outside Patient Name, which the key file names) */
+static int add_sham_of(diana_scanner *s, const char *v, size_t len)
+{
+	char name[DIANA__NAME_MAX], *orig;
+	int rc;
+
+	if (!s->mint)
+		return 0;
+	if (!(orig = diana__strndup(v, len)))
+		return DIANA_ENOMEM;
+	rc = diana__mint_name(s->mint, orig, len, orig, name);
+	free(orig);
+	return rc < 0 ? rc : add_pseudonym(s, name);
+}
+
 /* One person name: "Family^Given^Middle^Prefix^Suffix", groups split by '='. */
 static int add_person_name(diana_scanner *s, const char *v, size_t len, int src)
 {
 	size_t g0 = 0;
 	int rc = add_string(s, v, len, KIND_NAME, 0);
+
+	if (rc == 0)
+		rc = add_sham_of(s, v, len);
 
 	while (rc == 0 && g0 <= len) {
 		size_t g1 = g0, c0, ncomp = 0;
@@ -383,6 +408,7 @@ DIANA_API void diana_scanner_free(diana_scanner *s)
 	diana__strmap_dispose(&s->index);
 	diana__strmap_dispose(&s->kept);
 	diana__strmap_dispose(&s->pseudo);
+	diana__mint_free(s->mint);
 	free(s->ov);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
@@ -475,6 +501,15 @@ DIANA_API int diana_scanner_set_profile(diana_scanner *s, const diana_profile *p
 		return rc;
 	if (p->nov && !(ov = malloc(p->nov * sizeof *ov)))
 		return diana__error_oom();
+	if (p->mint) { /* the engine's sham names become recognisable */
+		diana__mint *m = NULL;
+		if ((rc = diana__mint_dup(p->mint, &m)) < 0) {
+			free(ov);
+			return rc;
+		}
+		diana__mint_free(s->mint);
+		s->mint = m;
+	}
 	for (size_t i = 0; i < p->nov; i++) { /* the profile's are sorted by tag too */
 		ov[i].tag = p->ov[i].tag;
 		ov[i].action = p->ov[i].action;
