@@ -12,11 +12,13 @@
  * SPDX-License-Identifier: MIT
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -27,6 +29,8 @@
 
 typedef struct orthanc {
 	diana__http *http;
+	diana__http *move_http; /* with a modality: the C-MOVE request, on its own connection,
+	                           while `http` downloads what has arrived */
 	char *modality;     /* NULL: Orthanc's own store; else the symbolic name, URL-escaped */
 	char *modality_raw; /* as given (for messages: not PHI) */
 	char *own_aet;      /* Orthanc's DicomAet (move target), fetched once */
@@ -74,8 +78,17 @@ static int orthanc_error(int code, const char *what, const diana__http_response 
 }
 
 /* a request whose answer is JSON (or nothing) */
+static int oc_json_on(diana_session *s, diana__http *http, const char *method, const char *path,
+                      const char *body, const char *ctype, const char *what, cJSON **out);
+
 static int oc_json(diana_session *s, const char *method, const char *path, const char *body,
                    const char *ctype, const char *what, cJSON **out)
+{
+	return oc_json_on(s, impl(s)->http, method, path, body, ctype, what, out);
+}
+
+static int oc_json_on(diana_session *s, diana__http *http, const char *method, const char *path,
+                      const char *body, const char *ctype, const char *what, cJSON **out)
 {
 	diana__http_request req = { 0 };
 	diana__http_response resp;
@@ -91,7 +104,7 @@ static int oc_json(diana_session *s, const char *method, const char *path, const
 	req.body_len = body ? strlen(body) : 0;
 	req.content_type = body ? (ctype ? ctype : "application/json") : NULL;
 	req.accept = "application/json";
-	rc = diana__http_perform(impl(s)->http, &req, &resp);
+	rc = diana__http_perform(http, &req, &resp);
 	if (rc < 0) {
 		rc = orthanc_error(rc, what, &resp);
 		diana__http_response_dispose(&resp);
@@ -614,8 +627,10 @@ static int fetch_instance(diana_session *s, const char *id, const char *sop_uid,
 	return rc;
 }
 
-/* C-MOVE of the resource from the modality into Orthanc */
-static int move_into_orthanc(diana_session *s, const char *study, const char *series, const char *sop)
+/* C-MOVE of the resource from the modality into Orthanc (synchronous: the
+ * answer comes when the transfer ends), on the connection `http` */
+static int move_into_orthanc(diana_session *s, diana__http *http, const char *study, const char *series,
+                             const char *sop)
 {
 	orthanc *o = impl(s);
 	cJSON *body = cJSON_CreateObject(), *res, *r;
@@ -648,11 +663,245 @@ static int move_into_orthanc(diana_session *s, const char *study, const char *se
 	if (!text)
 		return diana__error_oom();
 	snprintf(path, sizeof(path), "/modalities/%s/move", o->modality);
-	rc = oc_json(s, "POST", path, text, NULL, "C-MOVE through Orthanc", NULL);
+	rc = oc_json_on(s, http, "POST", path, text, NULL, "C-MOVE through Orthanc", NULL);
 	cJSON_free(text);
 	if (rc == DIANA_ENOTFOUND)
 		return diana__error_set(DIANA_ENOTFOUND, "Orthanc knows no modality '%.64s'", o->modality_raw);
 	return rc;
+}
+
+/* ------------------------------------------------- retrieve while moving */
+
+/*
+ * Through a modality, a study or series is downloaded while it arrives:
+ * Orthanc 1.10's /modalities/{m}/move only answers when the whole C-MOVE
+ * is over (it has no asynchronous form), so a thread sends that request on
+ * a second connection, and this one lists what Orthanc has stored so far
+ * and fetches each instance once, until the move has ended and a last list
+ * is done. The transfer from the PACS and the download, de-identification
+ * and writing overlap (they took turns before: the C-MOVE alone is most of
+ * a CT slice's time through the helper).
+ */
+typedef struct mover {
+	diana_session *s;
+	const char *study, *series;
+	int rc;
+	char msg[512];
+	pthread_mutex_t lock;
+	pthread_cond_t ended; /* signalled with done set: the last list is due at once */
+	int done;
+} mover;
+
+static void *mover_main(void *arg)
+{
+	mover *m = arg;
+	int rc = move_into_orthanc(m->s, impl(m->s)->move_http, m->study, m->series, NULL);
+	pthread_mutex_lock(&m->lock);
+	m->rc = rc;
+	if (rc < 0)
+		snprintf(m->msg, sizeof(m->msg), "%s", diana_error_message());
+	m->done = 1;
+	pthread_cond_signal(&m->ended);
+	pthread_mutex_unlock(&m->lock);
+	return NULL;
+}
+
+static int mover_done(mover *m)
+{
+	int d;
+	pthread_mutex_lock(&m->lock);
+	d = m->done;
+	pthread_mutex_unlock(&m->lock);
+	return d;
+}
+
+/* wait up to `ms` for the move to end */
+static void mover_wait(mover *m, long ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&m->lock);
+	while (!m->done && pthread_cond_timedwait(&m->ended, &m->lock, &ts) == 0)
+		;
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* Orthanc instance IDs fetched, sorted */
+typedef struct idset {
+	char (*v)[48];
+	size_t n, cap;
+} idset;
+
+/* 1 when added (new), 0 when there already, < 0 on error */
+static int idset_add(idset *set, const char *id)
+{
+	size_t lo = 0, hi = set->n;
+	if (strlen(id) >= sizeof(set->v[0]))
+		return 0; /* not an Orthanc ID: never fetched */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(set->v[mid], id);
+		if (c == 0)
+			return 0;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (set->n == set->cap) {
+		size_t cap = set->cap ? set->cap * 2 : 256;
+		char(*v)[48] = realloc(set->v, cap * sizeof(*v));
+		if (!v)
+			return diana__error_oom();
+		set->v = v;
+		set->cap = cap;
+	}
+	memmove(set->v + lo + 1, set->v + lo, (set->n - lo) * sizeof(set->v[0]));
+	snprintf(set->v[lo], sizeof(set->v[0]), "%s", id);
+	set->n++;
+	return 1;
+}
+
+/* one pass: the instances Orthanc lists now that were not fetched yet;
+ * *fetched counts them */
+static int fetch_new(diana_session *s, const char *study, const char *series, char *sid, size_t sidlen,
+                     char *seid, size_t seidlen, idset *seen, diana_instance_fn fn, void *ud,
+                     diana_transfer_stats *st, size_t *fetched)
+{
+	char path[200];
+	cJSON *list = NULL;
+	const cJSON *it;
+	int rc;
+
+	*fetched = 0;
+	if (!sid[0]) {
+		rc = lookup(s, study, "Study", sid, sidlen);
+		if (rc == DIANA_ENOTFOUND) {
+			diana_error_clear();
+			return 0; /* nothing has arrived yet */
+		}
+		if (rc < 0)
+			return rc;
+	}
+	if (series && !seid[0]) {
+		rc = lookup(s, series, "Series", seid, seidlen);
+		if (rc == DIANA_ENOTFOUND) {
+			diana_error_clear();
+			return 0;
+		}
+		if (rc < 0)
+			return rc;
+	}
+	if (series)
+		snprintf(path, sizeof(path), "/series/%s/instances", seid);
+	else
+		snprintf(path, sizeof(path), "/studies/%s/instances", sid);
+	rc = oc_json(s, "GET", path, NULL, NULL, "Orthanc instance list", &list);
+	if (rc < 0)
+		return rc;
+	if (!cJSON_IsArray(list)) {
+		cJSON_Delete(list);
+		return diana__error_set(DIANA_EPACS, "Orthanc instance list: not a JSON array");
+	}
+	cJSON_ArrayForEach(it, list)
+	{
+		const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "ID"));
+		const char *uid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+		    cJSON_GetObjectItemCaseSensitive(it, "MainDicomTags"), "SOPInstanceUID"));
+		if (!id || strlen(id) > 100)
+			continue;
+		if ((rc = idset_add(seen, id)) <= 0) {
+			if (rc < 0)
+				break;
+			continue;
+		}
+		rc = fetch_instance(s, id, uid, fn, ud, st);
+		if (rc < 0)
+			break;
+		(*fetched)++;
+	}
+	cJSON_Delete(list);
+	return rc < 0 ? rc : 0;
+}
+
+static int retrieve_while_moving(diana_session *s, const char *study, const char *series, diana_instance_fn fn,
+                                 void *ud, diana_transfer_stats *st)
+{
+	mover m;
+	pthread_t t;
+	idset seen = { NULL, 0, 0 };
+	char sid[80] = "", seid[80] = "";
+	const char *aet;
+	size_t total = 0;
+	int rc, threaded = 1;
+
+	/* Orthanc's AE title now, on this connection: the thread must not use it */
+	if ((rc = own_aet(s, &aet)) < 0)
+		return rc;
+	long pause = 10;
+
+	memset(&m, 0, sizeof(m));
+	m.s = s;
+	m.study = study;
+	m.series = series;
+	pthread_mutex_init(&m.lock, NULL);
+	pthread_cond_init(&m.ended, NULL);
+	if (pthread_create(&t, NULL, mover_main, &m) != 0) {
+		/* no thread to spare: one after the other, as Orthanc answers */
+		threaded = 0;
+		m.rc = move_into_orthanc(s, impl(s)->move_http, study, series, NULL);
+		m.done = 1;
+		if (m.rc < 0) {
+			pthread_cond_destroy(&m.ended);
+			pthread_mutex_destroy(&m.lock);
+			return m.rc;
+		}
+	}
+	for (;;) {
+		/* seen before listing: a list made after the move ended holds it all */
+		int done = mover_done(&m);
+		size_t got = 0;
+		if (diana__session_cancelled(s)) {
+			rc = DIANA_ECANCELLED;
+			break;
+		}
+		if (done && m.rc < 0)
+			break; /* the move failed: its error below */
+		rc = fetch_new(s, study, series, sid, sizeof(sid), seid, sizeof(seid), &seen, fn, ud, st, &got);
+		if (rc < 0)
+			break;
+		total += got;
+		if (done)
+			break;
+		/* nothing new: wait longer each time (10 ms to 160 ms: the helper is
+		 * busy storing, the lists are not free), but not past the move's end */
+		if (got)
+			pause = 10;
+		else {
+			mover_wait(&m, pause);
+			pause = pause < 160 ? pause * 2 : 160;
+		}
+	}
+	if (threaded)
+		pthread_join(t, NULL); /* a stop waits for the move to end, as before */
+	pthread_cond_destroy(&m.ended);
+	pthread_mutex_destroy(&m.lock);
+	free(seen.v);
+	if (rc == DIANA_EUSER || rc == DIANA_ECANCELLED)
+		return rc; /* the caller stopped */
+	if (m.rc < 0) /* the move's own failure says more (and keeps the codes retries go by) */
+		return diana__error_set(m.rc, "%s", m.msg);
+	if (rc < 0)
+		return rc;
+	if (!total)
+		return diana__error_set(DIANA_ENOTFOUND, series ? "retrieve: no such series" : "retrieve: no such study");
+	return 0;
 }
 
 static int oc_retrieve(diana_session *s, const char *study, const char *series, const char *sop,
@@ -663,8 +912,10 @@ static int oc_retrieve(diana_session *s, const char *study, const char *series, 
 	const cJSON *it;
 	int rc;
 
+	if (impl(s)->modality && !sop)
+		return retrieve_while_moving(s, study, series, fn, ud, st);
 	if (impl(s)->modality) {
-		rc = move_into_orthanc(s, study, series, sop);
+		rc = move_into_orthanc(s, impl(s)->http, study, series, sop);
 		if (rc < 0)
 			return rc;
 	}
@@ -1005,6 +1256,7 @@ static void oc_free(diana_session *s)
 	if (!o)
 		return;
 	diana__http_free(o->http);
+	diana__http_free(o->move_http);
 	free(o->modality);
 	free(o->modality_raw);
 	free(o->own_aet);
@@ -1056,6 +1308,8 @@ int diana__orthanc_open(diana_session *s, const diana__uri *u)
 	}
 	diana__session_http_options(s, base.data, u, &ho);
 	rc = diana__http_new(&o->http, &ho);
+	if (rc == 0 && o->modality)
+		rc = diana__http_new(&o->move_http, &ho);
 	diana__buf_dispose(&base);
 	return rc;
 }
