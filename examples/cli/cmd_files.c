@@ -190,7 +190,7 @@ void anon_help(FILE *out)
 	        "                      (default 365)\n"
 	        "  --key KEY.csv       append one row per study (originals -> pseudonyms)\n"
 	        "  --map MAP.tsv       write one line per file: input path TAB output path\n"
-	        "  -j, --jobs N        worker threads (default 1)\n"
+	        "  -j, --jobs N        worker threads (default: the number of CPUs, at most 8)\n"
 	        "  --sync-each         fsync every output before the next (default: one flush\n"
 	        "                      of the output file system at the end of the run)\n"
 	        "  --no-sync           do not flush at all: faster, but a crash or power loss\n"
@@ -414,7 +414,7 @@ int cmd_anon(int argc, char **argv)
 	struct anon_run r;
 	const char *map = NULL;
 	pthread_t *threads = NULL;
-	long jobs = 1;
+	long jobs = 0; /* 0: one per online CPU, at most 8 (files are independent) */
 	size_t written = 0, failed = 0, skipped = 0;
 	int c, rc, collect_failed = 0;
 	char *end;
@@ -490,6 +490,10 @@ int cmd_anon(int argc, char **argv)
 	}
 
 	pthread_mutex_init(&r.lock, NULL);
+	if (jobs == 0) {
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		jobs = ncpu < 1 ? 1 : ncpu > 8 ? 8 : ncpu;
+	}
 	if ((size_t)jobs > r.n)
 		jobs = r.n ? (long)r.n : 1;
 	threads = calloc((size_t)jobs, sizeof *threads);

@@ -148,6 +148,26 @@ def test_anonymize_folder(tmp_path, secret_file):
     assert key.read_text().count("\n") == 3  # header + two studies
 
 
+def test_anonymize_jobs(tmp_path, secret_file):
+    """Threads (the default) and one thread: the same results, in input order,
+    and the same bytes."""
+    src = data_file("dicom/ct/CT_small.dcm").parent.parent  # the whole corpus folder
+    one = diana.anonymize(src, tmp_path / "one", secret_file=secret_file, jobs=1)
+    many = diana.anonymize(src, tmp_path / "many", secret_file=secret_file, jobs=4)
+    assert [r["input"] for r in one] == [r["input"] for r in many]
+    assert len(one) > 50
+    for a, b in zip(one, many):
+        assert set(a) == set(b), a["input"]
+        if "output" in a:
+            ra = os.path.relpath(a["output"], tmp_path / "one")
+            assert ra == os.path.relpath(b["output"], tmp_path / "many")
+            assert a["result"] == b["result"]
+            with open(a["output"], "rb") as fa, open(b["output"], "rb") as fb:
+                assert fa.read() == fb.read(), ra
+    with pytest.raises(ValueError):
+        diana.anonymize(src, tmp_path / "zero", secret_file=secret_file, jobs=0)
+
+
 def test_anonymize_into(tmp_path, ct_path):
     with diana.Profile(secret=SECRET) as p:
         out, r = p.anonymize_into(ct_path, tmp_path / "tree")

@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: MIT
 
 import contextlib
+import concurrent.futures
 import os
 import threading
 from ctypes import byref, c_size_t, c_uint32, c_void_p
@@ -235,19 +236,19 @@ def _inputs(path_or_dir):
 
 
 def anonymize(path_or_dir, out, *, secret_file=None, secret=None, key=None, options=(),
-              overrides=None, date_shift_max_days=0):
+              overrides=None, date_shift_max_days=0, jobs=None):
     """De-identify a file or every file under a folder into the folder `out`,
     as OUT/<PatientID>/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm
     (the new values; the same tree as ``diana anon``). Returns one dict per
-    input file: {"input", "output", "result"} on success, {"input", "error"}
-    (a DianaError) for a file that is not valid DICOM, {"input", "skipped":
-    "DICOMDIR"} for media directories. Outputs appear whole (renamed into
-    place) and are flushed to disk once at the end. A bad profile (no
-    secret...) raises."""
-    results = []
+    input file, in input order: {"input", "output", "result"} on success,
+    {"input", "error"} (a DianaError) for a file that is not valid DICOM,
+    {"input", "skipped": "DICOMDIR"} for media directories. Outputs appear
+    whole (renamed into place) and are flushed to disk once at the end. A bad
+    profile (no secret...) raises. ``jobs``: threads (default: one per CPU,
+    at most 8, as ``diana anon``; the library runs without the GIL)."""
     with Profile(secret_file, secret=secret, options=options, key=key, overrides=overrides,
                  date_shift_max_days=date_shift_max_days) as profile:
-        for path in _inputs(path_or_dir):
+        def one(path):
             entry = {"input": path}
             try:
                 dest, result = profile.anonymize_into(path, out, sync=False)
@@ -257,7 +258,18 @@ def anonymize(path_or_dir, out, *, secret_file=None, secret=None, key=None, opti
                     entry.update(output=dest, result=result)
             except DianaError as e:
                 entry["error"] = e
-            results.append(entry)
+            return entry
+
+        paths = list(_inputs(path_or_dir))
+        if jobs is None:
+            jobs = min(8, os.cpu_count() or 1)
+        if jobs < 1:
+            raise ValueError("jobs must be at least 1")
+        if jobs == 1 or len(paths) < 2:
+            results = [one(p) for p in paths]
+        else:
+            with concurrent.futures.ThreadPoolExecutor(max_workers=min(jobs, len(paths))) as pool:
+                results = list(pool.map(one, paths))
         if any("output" in r for r in results):
             api.diana_anonymize_sync(_path(out))
     return results
