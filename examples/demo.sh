@@ -74,7 +74,7 @@ say "the key ($out/key.csv, mode 0600: originals -> pseudonyms; keep it apart fr
 head -n 3 "$out/key.csv"
 
 say "diana scan: are any of the originals' values left in the output?"
-"$DIANA" scan --secret-file "$out/project.secret" --key "$out/key.csv" --original "$out/studies"/*/ \
+"$DIANA" scan --secret-file "$out/project.secret" --key "$out/key.csv" --original "$out/studies" \
 	-j 2 "$out/pulled"/*/
 echo "clean: no protected value found"
 
