@@ -22,9 +22,15 @@ say "checking Debian packages"
 diana_ensure_packages $DIANA_BUILD_PACKAGES libcriterion-dev orthanc orthanc-dicomweb dcmtk \
 	python3 python3-pydicom python3-numpy curl iproute2
 
-say "building libdiana (build/)"
-diana_build build >/dev/null
-DIANA=$top/build/examples/cli/diana
+# DIANA_DEMO_BUILD: an existing build folder to use as it is (the test
+# suite runs this demo against its own build)
+build=${DIANA_DEMO_BUILD:-build}
+if [ -z "${DIANA_DEMO_BUILD:-}" ]; then
+	say "building libdiana (build/)"
+	diana_build build >/dev/null
+fi
+case $build in /*) ;; *) build=$top/$build ;; esac
+DIANA=$build/examples/cli/diana
 "$DIANA" --version
 
 out=${DIANA_DEMO_OUT:-$(mktemp -d "${TMPDIR:-/tmp}/diana-demo-XXXXXX")}
@@ -34,7 +40,7 @@ say "generating synthetic studies with fake PHI in $out/studies"
 cat "$out/studies/manifest.csv"
 
 say "starting the lab (Orthanc PACS + helper on 127.0.0.1)"
-DIANA_BINDSHIM=$top/build/tests/lab/libdiana-bindshim.so
+DIANA_BINDSHIM=$build/tests/lab/libdiana-bindshim.so
 export DIANA_BINDSHIM
 trap 'tests/lab/lab.sh stop >/dev/null 2>&1 || true' EXIT
 trap 'exit 130' INT
