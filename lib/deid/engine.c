@@ -762,15 +762,10 @@ static int get_opt(const diana_dataset *ds, const char *key, char **out)
 	return rc;
 }
 
-static int patient_context(ctx *c, diana_deid_result *r)
+int diana__deid_patient_key(const char *pid, const char *name, const char *birth, const char *study, char **out,
+                            size_t *len)
 {
-	const char *pid = r->v[DIANA__R_N + DIANA__R_PATIENT_ID];
-	const char *name = r->v[DIANA__R_N + DIANA__R_PATIENT_NAME];
-	const char *birth = r->v[DIANA__R_N + DIANA__R_PATIENT_BIRTH_DATE];
-	const char *study = r->v[DIANA__R_N + DIANA__R_STUDY_UID];
 	diana__buf b = DIANA__BUF_INIT;
-	size_t len;
-	int rc;
 
 	/* the patient key: Patient ID; without one, name and birth date; else the study */
 	if (pid && *pid)
@@ -783,9 +778,21 @@ static int patient_context(ctx *c, diana_deid_result *r)
 		diana__buf_dispose(&b);
 		return DIANA_ENOMEM;
 	}
-	c->pkey = diana__buf_detach(&b, &len);
-	if (!c->pkey)
-		return DIANA_ENOMEM;
+	*out = diana__buf_detach(&b, len);
+	return *out ? 0 : DIANA_ENOMEM;
+}
+
+static int patient_context(ctx *c, diana_deid_result *r)
+{
+	const char *pid = r->v[DIANA__R_N + DIANA__R_PATIENT_ID];
+	const char *name = r->v[DIANA__R_N + DIANA__R_PATIENT_NAME];
+	const char *birth = r->v[DIANA__R_N + DIANA__R_PATIENT_BIRTH_DATE];
+	const char *study = r->v[DIANA__R_N + DIANA__R_STUDY_UID];
+	size_t len;
+	int rc;
+
+	if ((rc = diana__deid_patient_key(pid, name, birth, study, &c->pkey, &len)) < 0)
+		return rc;
 	if (pid && *pid)
 		rc = diana__mint_code(c->p->mint, "id:", pid, strlen(pid), c->pid);
 	else

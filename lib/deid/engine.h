@@ -56,6 +56,15 @@ struct diana_deid_result {
 
 extern const char *const diana__result_fields[DIANA__R_N];
 
+/**
+ * The key a patient's pseudonyms (code, sham name, date shift) derive from:
+ * "id:" Patient ID; without one, "name:" name "\\" birth date; else
+ * "study:" Study Instance UID (values as diana_dataset_get() gives them;
+ * NULL for absent). `*out` is freed with free().
+ */
+int diana__deid_patient_key(const char *pid, const char *name, const char *birth, const char *study, char **out,
+                            size_t *len);
+
 /** Override of `tag`, or NULL. */
 const diana__override *diana__profile_override(const diana_profile *p, uint32_t tag);
 

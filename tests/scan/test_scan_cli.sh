@@ -135,10 +135,12 @@ contains "anon with retain options" "$T/out" "^4 written, 0 failed"
 check "retained values are findings without --option" 2 "$DIANA" scan --original "orig" "anon-full"
 contains "the kept study date is reported" "$T/out" ": 00080020: date$"
 contains "the kept serial number is reported" "$T/out" ": 00181000: id$"
+# (with the secret: a sham Operators' Name may share a word with a protected
+# name under a random secret, see --secret-file below)
 check "told with --option: nothing" 0 "$DIANA" scan --original "orig" --option retain-long-full-dates \
-	--option retain_device_identity "anon-full"
+	--option retain_device_identity --secret-file "secret" "anon-full"
 check "--option after the sources works the same" 0 "$DIANA" scan --original "orig" --key "key.csv" \
-	--option retain-long-full-dates --option "Retain Device Identity" "anon-full"
+	--option retain-long-full-dates --option "Retain Device Identity" --secret-file "secret" "anon-full"
 check "one option only: the other's values are still found" 2 "$DIANA" scan --original "orig" \
 	--option retain-long-full-dates "anon-full"
 contains "serial number still reported" "$T/out" ": 00181000: id$"
@@ -180,6 +182,15 @@ check "with --secret-file a real name is still found" 2 "$DIANA" scan --secret-f
 contains "... the planted name" "$T/out" "a.dcm: 00081070: name$"
 check "with another secret the sham is a finding again" 2 "$DIANA" scan --secret-file "sec2" \
 	--value "MTRA^MARTIN" --value "$fam^ZZYZX" "sham"
+# the patient's sham name is keyed by the patient (Patient ID), not by the name:
+# known from an original dataset
+pn=$("$PY" -c 'import pydicom, sys; print(pydicom.dcmread(sys.argv[1]).PatientName)' "$shamf")
+pfam=${pn%%^*}
+check "a patient's sham sharing a word with a protected name: a finding without the secret" 2 \
+	"$DIANA" scan --original "orig/DIANA-CT-001/1.dcm" --value "$pfam^QWXZY" "sham"
+contains "... in Patient Name" "$T/out" ": 00100010: name$"
+check "with --secret-file the patient's sham is the engine's (from the original, no key file)" 0 \
+	"$DIANA" scan --secret-file "sec" --original "orig/DIANA-CT-001/1.dcm" --value "$pfam^QWXZY" "sham"
 check "--secret-file: a missing file" 2 "$DIANA" scan --secret-file "nope" --value MUSTERMANN "clean"
 
 check "-j 0" 1 "$DIANA" scan -j 0 --value MUSTERMANN "clean"

@@ -229,6 +229,33 @@ static int add_sham_of(diana_scanner *s, const char *v, size_t len)
 	return rc < 0 ? rc : add_pseudonym(s, name);
 }
 
+/* With the outputs' secret: the sham Patient Name the engine writes for
+ * this original (keyed by the patient, as in the engine) */
+static int add_patient_sham(diana_scanner *s, const diana_dataset *ds)
+{
+	static const char *const keys[4] = { "00100020", "00100010", "00100030", "0020000D" };
+	char *v[4] = { NULL }, *pkey = NULL, name[DIANA__NAME_MAX];
+	size_t len;
+	int rc = 0;
+
+	for (int i = 0; i < 4 && rc == 0; i++) {
+		int r = diana_dataset_get(ds, keys[i], &v[i]);
+		if (r == DIANA_ENOMEM)
+			rc = r;
+		else if (r < 0) {
+			v[i] = NULL; /* absent, or not text: as the engine sees it */
+			diana_error_clear();
+		}
+	}
+	if (rc == 0 && v[1] && *v[1] && (rc = diana__deid_patient_key(v[0], v[1], v[2], v[3], &pkey, &len)) == 0 &&
+	    (rc = diana__mint_name(s->mint, pkey, len, v[1], name)) >= 0)
+		rc = add_pseudonym(s, name);
+	free(pkey);
+	for (int i = 0; i < 4; i++)
+		diana_free(v[i]);
+	return rc < 0 ? rc : 0;
+}
+
 /* One person name: "Family^Given^Middle^Prefix^Suffix", groups split by '='. */
 static int add_person_name(diana_scanner *s, const char *v, size_t len, int src)
 {
@@ -864,6 +891,8 @@ DIANA_API int diana_scanner_add_dataset(diana_scanner *s, const diana_dataset *o
 	c.s = s;
 	c.ds = original;
 	rc = diana_dataset_foreach(original, DIANA_FOREACH_META, add_element, &c);
+	if (rc == 0 && s->mint)
+		rc = add_patient_sham(s, original);
 	s->built = 0;
 	return rc;
 }
