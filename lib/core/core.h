@@ -66,6 +66,9 @@ char *diana__buf_detach(diana__buf *b, size_t *len);
 void diana__buf_dispose(diana__buf *b);
 
 /* --- strings and memory -------------------------------------------------- */
+/** Decimal of a 128-bit big-endian number (no leading zeros; up to 39
+ * digits and a NUL), e.g. for 2.25.<decimal> UIDs. */
+void diana__decimal128(const uint8_t be[16], char out[40]);
 
 char *diana__strdup(const char *s);
 char *diana__strndup(const char *s, size_t n);

@@ -231,3 +231,37 @@ int64_t diana__now_ms(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+
+void diana__decimal128(const uint8_t be[16], char out[40])
+{
+	uint32_t limb[4];
+	char digits[40];
+	size_t nd = 0;
+
+	/* 4 limbs of 32 bits, to decimal by long division by 10^9: nine digits a pass */
+	for (int i = 0; i < 4; i++)
+		limb[i] = ((uint32_t)be[4 * i] << 24) | ((uint32_t)be[4 * i + 1] << 16) |
+		          ((uint32_t)be[4 * i + 2] << 8) | be[4 * i + 3];
+	for (;;) {
+		uint64_t rem = 0;
+		int zero = 1;
+		for (int i = 0; i < 4; i++) {
+			uint64_t cur = (rem << 32) | limb[i];
+			limb[i] = (uint32_t)(cur / 1000000000u);
+			rem = cur % 1000000000u;
+			if (limb[i])
+				zero = 0;
+		}
+		for (int k = 0; k < 9; k++) {
+			digits[nd++] = (char)('0' + rem % 10);
+			rem /= 10;
+			if (zero && !rem)
+				break; /* no leading zeros in the most significant group */
+		}
+		if (zero)
+			break;
+	}
+	for (size_t i = 0; i < nd; i++)
+		out[i] = digits[nd - 1 - i];
+	out[nd] = 0;
+}

@@ -175,41 +175,13 @@ int diana__mint_hmac(const diana__mint *m, const char *prefix, const void *data,
 int diana__mint_uid(const diana__mint *m, const char *uid, size_t len, char out[DIANA__UID_MAX + 1])
 {
 	uint8_t h[32];
-	uint32_t limb[4];
-	char digits[48];
-	size_t nd = 0;
 	int rc = diana__mint_hmac(m, "uid:", uid, len, h);
 
 	if (rc < 0)
 		return rc;
-	/* first 128 bits as a big-endian integer (4 limbs of 32 bits), to
-	 * decimal by long division by 10^9: nine digits per pass */
-	for (int i = 0; i < 4; i++)
-		limb[i] = ((uint32_t)h[4 * i] << 24) | ((uint32_t)h[4 * i + 1] << 16) |
-		          ((uint32_t)h[4 * i + 2] << 8) | h[4 * i + 3];
-	for (;;) {
-		uint64_t rem = 0;
-		int zero = 1;
-		for (int i = 0; i < 4; i++) {
-			uint64_t cur = (rem << 32) | limb[i];
-			limb[i] = (uint32_t)(cur / 1000000000u);
-			rem = cur % 1000000000u;
-			if (limb[i])
-				zero = 0;
-		}
-		for (int k = 0; k < 9; k++) {
-			digits[nd++] = (char)('0' + rem % 10);
-			rem /= 10;
-			if (zero && !rem)
-				break; /* no leading zeros in the most significant group */
-		}
-		if (zero)
-			break;
-	}
+	/* the first 128 bits, as a decimal */
 	memcpy(out, "2.25.", 5);
-	for (size_t i = 0; i < nd; i++)
-		out[5 + i] = digits[nd - 1 - i];
-	out[5 + nd] = 0;
+	diana__decimal128(h, out + 5);
 	OPENSSL_cleanse(h, sizeof h);
 	return 0;
 }

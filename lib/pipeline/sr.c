@@ -369,40 +369,6 @@ static int content_item(sr_bld *b, cJSON *arr, const cJSON *in, size_t i)
 
 /* --- UIDs and times ------------------------------------------------------- */
 
-/* decimal of a 128-bit big-endian number, no leading zeros */
-static void decimal128(const unsigned char r[16], char *out)
-{
-	uint32_t limb[4];
-	char digits[48];
-	size_t nd = 0;
-
-	for (int i = 0; i < 4; i++)
-		limb[i] = ((uint32_t)r[4 * i] << 24) | ((uint32_t)r[4 * i + 1] << 16) | ((uint32_t)r[4 * i + 2] << 8) |
-		          r[4 * i + 3];
-	for (;;) {
-		uint64_t rem = 0;
-		int zero = 1;
-		for (int i = 0; i < 4; i++) {
-			uint64_t cur = (rem << 32) | limb[i];
-			limb[i] = (uint32_t)(cur / 1000000000u);
-			rem = cur % 1000000000u;
-			if (limb[i])
-				zero = 0;
-		}
-		for (int k = 0; k < 9; k++) {
-			digits[nd++] = (char)('0' + rem % 10);
-			rem /= 10;
-			if (zero && !rem)
-				break;
-		}
-		if (zero)
-			break;
-	}
-	for (size_t i = 0; i < nd; i++)
-		out[i] = digits[nd - 1 - i];
-	out[nd] = 0;
-}
-
 /* a root usable for new UIDs: digits and dots, no empty component, no
  * leading zero, short enough to leave 20 random digits */
 static int check_root(const char *root)
@@ -443,12 +409,12 @@ static int new_uid(const char *root, char out[SR_UID_MAX + 1])
 	if (!root) {
 		r[6] = (unsigned char)((r[6] & 0x0F) | 0x40);
 		r[8] = (unsigned char)((r[8] & 0x3F) | 0x80);
-		decimal128(r, dec);
+		diana__decimal128(r, dec);
 		snprintf(out, SR_UID_MAX + 1, "2.25.%s", dec);
 	} else {
 		size_t room = SR_UID_MAX - strlen(root) - 1;
 		r[0] |= 0x80; /* 39 digits */
-		decimal128(r, dec);
+		diana__decimal128(r, dec);
 		if (strlen(dec) > room)
 			dec[room] = 0;
 		snprintf(out, SR_UID_MAX + 1, "%s.%s", root, dec);

@@ -370,3 +370,24 @@ Test(file, full_disk_is_enospc)
 	cr_assert(strstr(diana_error_message(), "No space left") != NULL);
 	close(f.fd);
 }
+
+/* the decimal of 2.25 UIDs (shared by pseudonyms and SR UIDs) */
+Test(util, decimal128)
+{
+	uint8_t v[16];
+	char out[40];
+
+	memset(v, 0xFF, sizeof v);
+	diana__decimal128(v, out);
+	cr_expect_str_eq(out, "340282366920938463463374607431768211455"); /* 2^128 - 1 */
+	memset(v, 0, sizeof v);
+	diana__decimal128(v, out);
+	cr_expect_str_eq(out, "0");
+	v[15] = 0x00, v[14] = 0xCA, v[13] = 0x9A, v[12] = 0x3B; /* 10^9 = 0x3B9ACA00 */
+	diana__decimal128(v, out);
+	cr_expect_str_eq(out, "1000000000");
+	memset(v, 0, sizeof v);
+	v[7] = 1; /* 2^64 */
+	diana__decimal128(v, out);
+	cr_expect_str_eq(out, "18446744073709551616");
+}
