@@ -652,13 +652,8 @@ int to_diana(DcmDataset *ds, diana_dataset **out)
 	return diana_dataset_open_memory(out, (const uint8_t *)data, (size_t)len, &o);
 }
 
-} /* namespace diana_dimse */
-
-using namespace diana_dimse;
-
-/* --- public (internal) API -------------------------------------------------- */
-
-static int ms_to_s(int64_t ms, int64_t dflt)
+/* a timeout in ms as DCMTK's seconds: <= 0 means `dflt`; at most a day */
+int ms_to_s(int64_t ms, int64_t dflt)
 {
 	if (ms <= 0)
 		ms = dflt;
@@ -666,8 +661,9 @@ static int ms_to_s(int64_t ms, int64_t dflt)
 	return s > 86400 ? 86400 : (int)s;
 }
 
-static bool aet_ok(const char *s)
+bool aet_ok(const char *s)
 {
+	/* 1 to 16 characters of the default repertoire, no backslash (PS3.5 AE) */
 	size_t n = s ? strlen(s) : 0;
 	if (n == 0 || n > 16)
 		return false;
@@ -678,6 +674,12 @@ static bool aet_ok(const char *s)
 	}
 	return true;
 }
+
+} /* namespace diana_dimse */
+
+using namespace diana_dimse;
+
+/* --- public (internal) API -------------------------------------------------- */
 
 extern "C" int diana__dimse_new(diana__dimse **out, const diana__dimse_options *o)
 {

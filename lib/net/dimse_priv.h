@@ -142,6 +142,16 @@ private:
 	int io_timeout_s_;
 };
 
+/* A timeout in ms as whole seconds for DCMTK (<= 0: `dflt`; at most a day). */
+int ms_to_s(int64_t ms, int64_t dflt);
+
+/* An AE title: 1 to 16 printable characters, no backslash. */
+bool aet_ok(const char *s);
+
+/* A non-blocking listening TCP socket on `addr`:`port` (0: any free port,
+   written back to `port`); errors name `what` ("storage SCP"...). */
+int listen_socket(const std::string &addr, int &port, int backlog, const char *what, int *fd_out);
+
 /* Storage SCP. */
 int scp_listen(diana__dimse *d);
 void scp_close(diana__dimse *d);

@@ -159,18 +159,17 @@ int receive_store(Receiver &r, T_ASC_Association *a, T_ASC_PresentationContextID
 
 /* --- the storage SCP ---------------------------------------------------------- */
 
-int scp_listen(diana__dimse *d)
+int listen_socket(const std::string &addr, int &port, int backlog, const char *what, int *fd_out)
 {
 	struct addrinfo hints, *res = nullptr;
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	std::string port = std::to_string(d->scp_port);
-	int g = getaddrinfo(d->scp_bind.c_str(), port.c_str(), &hints, &res);
+	std::string ps = std::to_string(port);
+	int g = getaddrinfo(addr.c_str(), ps.c_str(), &hints, &res);
 	if (g != 0)
-		return diana__error_set(DIANA_EINVAL, "SCP bind address %s: %s", d->scp_bind.c_str(),
-		                        gai_strerror(g));
+		return diana__error_set(DIANA_EINVAL, "%s bind address %s: %s", what, addr.c_str(), gai_strerror(g));
 	int fd = -1, err = 0;
 	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
 		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
@@ -180,7 +179,7 @@ int scp_listen(diana__dimse *d)
 		}
 		int one = 1;
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 16) == 0)
+		if (::bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, backlog) == 0)
 			break;
 		err = errno;
 		close(fd);
@@ -188,16 +187,26 @@ int scp_listen(diana__dimse *d)
 	}
 	freeaddrinfo(res);
 	if (fd < 0)
-		return diana__error_set(DIANA_EIO, "SCP cannot listen on %s port %d: %s", d->scp_bind.c_str(),
-		                        d->scp_port, strerror(err));
+		return diana__error_set(DIANA_EIO, "%s cannot listen on %s port %d: %s", what, addr.c_str(), port,
+		                        strerror(err));
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
 		if (ss.ss_family == AF_INET)
-			d->scp_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+			port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
 		else if (ss.ss_family == AF_INET6)
-			d->scp_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+			port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 	}
+	*fd_out = fd;
+	return 0;
+}
+
+int scp_listen(diana__dimse *d)
+{
+	int fd = -1;
+	int rc = listen_socket(d->scp_bind, d->scp_port, 16, "SCP", &fd);
+	if (rc < 0)
+		return rc;
 	d->listen_fd = fd;
 	diana__log(DIANA_LOG_DEBUG, "dimse", "storage SCP %s listening on %s port %d", d->scp_aet.c_str(),
 	           d->scp_bind.c_str(), d->scp_port);

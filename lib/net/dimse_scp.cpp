@@ -94,27 +94,6 @@ bool uid_ok(const char *s)
 	return true;
 }
 
-bool aet_ok(const char *s)
-{
-	size_t n = s ? strlen(s) : 0;
-	if (n == 0 || n > 16)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		if (ch < 0x20 || ch == 0x5c || ch > 0x7e)
-			return false;
-	}
-	return true;
-}
-
-int ms_to_s(int64_t ms, int64_t dflt)
-{
-	if (ms <= 0)
-		ms = dflt;
-	int64_t s = (ms + 999) / 1000;
-	return s > 86400 ? 86400 : (int)s;
-}
-
 /* Transfer syntaxes we accept (we never decode: any of these is stored as is). */
 const char *const k_syntaxes[] = {
 	UID_LittleEndianImplicitTransferSyntax, UID_LittleEndianExplicitTransferSyntax,
@@ -625,42 +604,10 @@ void *listener_main(void *arg)
 
 int listen_on(diana__storescp *s)
 {
-	struct addrinfo hints, *res = nullptr;
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	std::string port = std::to_string(s->port);
-	int g = getaddrinfo(s->bind.c_str(), port.c_str(), &hints, &res);
-	if (g != 0)
-		return diana__error_set(DIANA_EINVAL, "storage SCP bind address %s: %s", s->bind.c_str(), gai_strerror(g));
-	int fd = -1, err = 0;
-	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
-		if (fd < 0) {
-			err = errno;
-			continue;
-		}
-		int one = 1;
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 64) == 0)
-			break;
-		err = errno;
-		close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(res);
-	if (fd < 0)
-		return diana__error_set(DIANA_EIO, "storage SCP cannot listen on %s port %d: %s", s->bind.c_str(), s->port,
-		                        strerror(err));
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
-		if (ss.ss_family == AF_INET)
-			s->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-		else if (ss.ss_family == AF_INET6)
-			s->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-	}
+	int fd = -1;
+	int rc = listen_socket(s->bind, s->port, 64, "storage SCP", &fd);
+	if (rc < 0)
+		return rc;
 	s->listen_fd = fd;
 	return 0;
 }
